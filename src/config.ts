@@ -1,0 +1,192 @@
+/**
+ * Configuration: defaults < config file (YAML or JSON) < environment < command-line flags.
+ * Everything is validated once at start-up; a bad value is one ConfigError naming the key and
+ * where it came from. Pure except for reading the file.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { CONTENT_MODES, type ContentMode } from '../exporters/encode.ts';
+import { DEFAULT_TYPE_PREFIX } from '../exporters/transform.ts';
+import { LOG_LEVELS, type LogLevel } from './logger.ts';
+import { OTLP_PROTOCOLS, type OtlpProtocol } from './otlp.ts';
+
+export interface Config {
+  callbackUrl?: string;
+  mode: ContentMode;
+  timeoutMs: number;
+  maxQueue: number;
+  source?: string;
+  typePrefix: string;
+  dataschemaBase?: string;
+  logLevel: LogLevel;
+  otlp: { endpoint?: string; protocol?: OtlpProtocol };
+  gateway: { host: string; port: number; upstream: string };
+  poller: { enabled: boolean; intervalMs: number; confirmations: number; token?: string };
+  ingest: { host: string; port: number; token?: string; maxBodyBytes: number };
+}
+
+export const DEFAULT_CONFIG: Config = {
+  mode: 'structured',
+  timeoutMs: 5_000,
+  maxQueue: 10_000,
+  typePrefix: DEFAULT_TYPE_PREFIX,
+  logLevel: 'info',
+  otlp: {},
+  gateway: { host: '127.0.0.1', port: 9889, upstream: 'http://127.0.0.1:9890' },
+  poller: { enabled: true, intervalMs: 3_000, confirmations: 2 },
+  ingest: { host: '127.0.0.1', port: 4319, maxBodyBytes: 1024 * 1024 },
+};
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Kind =
+  | { t: 'url' }
+  | { t: 'string' }
+  | { t: 'int'; min: number; max: number }
+  | { t: 'bool' }
+  | { t: 'enum'; values: readonly string[] };
+
+const url: Kind = { t: 'url' };
+const str: Kind = { t: 'string' };
+const bool: Kind = { t: 'bool' };
+const int = (min: number, max: number): Kind => ({ t: 'int', min, max });
+const oneOf = (values: readonly string[]): Kind => ({ t: 'enum', values });
+const port = int(0, 65_535);
+
+/** Every configurable key (dotted path), its kind, its environment variable and its flag. */
+export const KEYS: Record<string, { kind: Kind; env?: string; flag?: string; help: string }> = {
+  callbackUrl: { kind: url, env: 'CAO_EVENT_CALLBACK_URL', flag: 'callback-url', help: 'CloudEvents callback URL (no URL: the CloudEvents path is off)' },
+  mode: { kind: oneOf(CONTENT_MODES), env: 'CAO_EVENTS_MODE', flag: 'mode', help: 'HTTP content mode: structured, binary or batch' },
+  timeoutMs: { kind: int(1, 600_000), env: 'CAO_EVENTS_TIMEOUT_MS', flag: 'timeout-ms', help: 'time-out of each callback request, ms' },
+  maxQueue: { kind: int(1, 10_000_000), env: 'CAO_EVENTS_MAX_QUEUE', flag: 'max-queue', help: 'events queued per sink at most' },
+  source: { kind: str, env: 'CAO_EVENTS_SOURCE', flag: 'source', help: 'CloudEvents source: the observed CAO server base URL' },
+  typePrefix: { kind: str, env: 'CAO_EVENTS_TYPE_PREFIX', flag: 'type-prefix', help: 'CloudEvents type prefix' },
+  dataschemaBase: { kind: url, flag: 'dataschema-base', help: 'base URL of the data JSON Schemas (sets dataschema)' },
+  logLevel: { kind: oneOf(LOG_LEVELS), env: 'CAO_EVENTS_LOG_LEVEL', flag: 'log-level', help: 'log level' },
+  'otlp.endpoint': { kind: url, flag: 'otlp-endpoint', help: 'OTLP base endpoint (else OTEL_EXPORTER_OTLP_ENDPOINT)' },
+  'otlp.protocol': { kind: oneOf(OTLP_PROTOCOLS), flag: 'otlp-protocol', help: 'OTLP protocol (else OTEL_EXPORTER_OTLP_PROTOCOL)' },
+  'gateway.host': { kind: str, env: 'CAO_EVENTS_GATEWAY_HOST', flag: 'host', help: 'gateway listen address' },
+  'gateway.port': { kind: port, env: 'CAO_EVENTS_GATEWAY_PORT', flag: 'port', help: 'gateway listen port' },
+  'gateway.upstream': { kind: url, env: 'CAO_EVENTS_UPSTREAM', flag: 'upstream', help: 'cao-server URL behind the gateway' },
+  'poller.enabled': { kind: bool, env: 'CAO_EVENTS_POLL', flag: 'poll', help: 'reconcile state by polling CAO' },
+  'poller.intervalMs': { kind: int(100, 3_600_000), env: 'CAO_EVENTS_POLL_INTERVAL_MS', flag: 'poll-interval-ms', help: 'polling interval, ms' },
+  'poller.confirmations': { kind: int(1, 100), flag: 'poll-confirmations', help: 'listings in a row that must miss a session/terminal before it counts as gone' },
+  'poller.token': { kind: str, env: 'CAO_EVENTS_CAO_TOKEN', flag: 'cao-token', help: 'bearer token for CAO (cao:read)' },
+  'ingest.host': { kind: str, env: 'CAO_EVENTS_INGEST_HOST', flag: 'ingest-host', help: 'plugin ingest listen address' },
+  'ingest.port': { kind: port, env: 'CAO_EVENTS_INGEST_PORT', flag: 'ingest-port', help: 'plugin ingest listen port' },
+  'ingest.token': { kind: str, env: 'CAO_EVENTS_INGEST_TOKEN', flag: 'ingest-token', help: 'shared secret the plugin sends as a bearer token' },
+  'ingest.maxBodyBytes': { kind: int(1024, 64 * 1024 * 1024), flag: 'ingest-max-body', help: 'largest accepted plugin event, bytes' },
+};
+
+function coerce(key: string, kind: Kind, value: unknown, origin: string): unknown {
+  const where = `${key} (${origin})`;
+  switch (kind.t) {
+    case 'url': {
+      if (typeof value !== 'string' || value === '') throw new ConfigError(`${where}: must be a URL string`);
+      let parsed: URL;
+      try {
+        parsed = new URL(value);
+      } catch {
+        throw new ConfigError(`${where}: not a valid URL: ${JSON.stringify(value)}`);
+      }
+      if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+        throw new ConfigError(`${where}: must be an http:// or https:// URL`);
+      }
+      return value;
+    }
+    case 'string':
+      if (typeof value !== 'string' || value === '') throw new ConfigError(`${where}: must be a non-empty string`);
+      return value;
+    case 'int': {
+      const n = typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < kind.min || n > kind.max) {
+        throw new ConfigError(`${where}: must be an integer from ${kind.min} to ${kind.max} (got ${JSON.stringify(value)})`);
+      }
+      return n;
+    }
+    case 'bool': {
+      if (typeof value === 'boolean') return value;
+      if (typeof value === 'string' && /^(true|false|1|0|yes|no)$/i.test(value)) return /^(true|1|yes)$/i.test(value);
+      throw new ConfigError(`${where}: must be true or false (got ${JSON.stringify(value)})`);
+    }
+    case 'enum':
+      if (typeof value !== 'string' || !kind.values.includes(value)) {
+        throw new ConfigError(`${where}: must be one of ${kind.values.join(', ')} (got ${JSON.stringify(value)})`);
+      }
+      return value;
+  }
+}
+
+function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let node = target;
+  for (const part of parts.slice(0, -1)) {
+    node[part] ??= {};
+    node = node[part] as Record<string, unknown>;
+  }
+  node[parts[parts.length - 1]!] = value;
+}
+
+/** Flattens a parsed config file into dotted keys, refusing unknown ones. */
+function flattenFile(value: unknown, file: string, prefix = ''): Array<[string, unknown]> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ConfigError(`${prefix || 'config file'} (${file}): must be a mapping`);
+  }
+  const out: Array<[string, unknown]> = [];
+  for (const [k, v] of Object.entries(value)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (KEYS[key]) out.push([key, v]);
+    else if (Object.keys(KEYS).some((known) => known.startsWith(`${key}.`))) out.push(...flattenFile(v, file, key));
+    else throw new ConfigError(`${key} (${file}): unknown key; known keys: ${Object.keys(KEYS).join(', ')}`);
+  }
+  return out;
+}
+
+export function readConfigFile(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`config file ${path}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  try {
+    return path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${path}: not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`);
+  }
+}
+
+export interface ConfigSources {
+  /** Flag values by flag name (without --), as parsed from the command line. */
+  flags?: Record<string, string | boolean | undefined>;
+  env?: Record<string, string | undefined>;
+  /** Explicit config file path (from --config); else CAO_EVENTS_CONFIG. */
+  configPath?: string;
+}
+
+/** Builds the effective configuration. Throws ConfigError naming the first bad key. */
+export function loadConfig(sources: ConfigSources = {}): Config {
+  const env = sources.env ?? {};
+  const flags = sources.flags ?? {};
+  const config = structuredClone(DEFAULT_CONFIG) as unknown as Record<string, unknown>;
+  const path = sources.configPath ?? (env.CAO_EVENTS_CONFIG?.trim() || undefined);
+  if (path) {
+    const file = readConfigFile(path);
+    if (file !== null && file !== undefined) {
+      for (const [key, value] of flattenFile(file, path)) {
+        setPath(config, key, coerce(key, KEYS[key]!.kind, value, path));
+      }
+    }
+  }
+  for (const [key, spec] of Object.entries(KEYS)) {
+    const raw = spec.env ? env[spec.env] : undefined;
+    if (raw !== undefined && raw.trim() !== '') setPath(config, key, coerce(key, spec.kind, raw.trim(), `env ${spec.env}`));
+  }
+  for (const [key, spec] of Object.entries(KEYS)) {
+    const raw = spec.flag ? flags[spec.flag] : undefined;
+    if (raw !== undefined) setPath(config, key, coerce(key, spec.kind, raw, `flag --${spec.flag}`));
+  }
+  return config as unknown as Config;
+}

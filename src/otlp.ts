@@ -1,0 +1,93 @@
+/**
+ * The OTLP side: which trace exporter the standard OTEL_* variables (or explicit options) ask
+ * for. OTLP export is opt-in: it is built only when an endpoint is configured (option,
+ * OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) or OTEL_TRACES_EXPORTER
+ * names otlp, so nothing is silently pointed at localhost. OTEL_SDK_DISABLED=true or
+ * OTEL_TRACES_EXPORTER=none turn it off. The exporters themselves read the remaining
+ * OTEL_EXPORTER_OTLP_* variables (headers, time-out, compression).
+ */
+import { OTLPTraceExporter as GrpcExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as ProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { ConsoleSpanExporter, type SpanExporter } from '@opentelemetry/sdk-trace';
+
+export const OTLP_PROTOCOLS = ['http/protobuf', 'http/json', 'grpc'] as const;
+export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
+
+export interface OtlpOptions {
+  /** Base endpoint, as OTEL_EXPORTER_OTLP_ENDPOINT (`/v1/traces` is appended for HTTP). */
+  endpoint?: string;
+  protocol?: OtlpProtocol;
+  headers?: Record<string, string>;
+}
+
+export class OtlpConfigError extends Error {
+  override name = 'OtlpConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+function envValue(env: Env, key: string): string | undefined {
+  const value = env[key]?.trim();
+  return value ? value : undefined;
+}
+
+export function protocolFrom(options: OtlpOptions | undefined, env: Env): OtlpProtocol {
+  const key = envValue(env, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL')
+    ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL'
+    : 'OTEL_EXPORTER_OTLP_PROTOCOL';
+  const value = options?.protocol ?? envValue(env, key) ?? 'http/protobuf';
+  if (!(OTLP_PROTOCOLS as readonly string[]).includes(value)) {
+    throw new OtlpConfigError(
+      `${options?.protocol ? 'otlp.protocol' : key}: unsupported OTLP protocol ${JSON.stringify(value)} (use ${OTLP_PROTOCOLS.join(', ')})`,
+    );
+  }
+  return value as OtlpProtocol;
+}
+
+/** The trace exporters to attach (empty when OTLP is not configured or disabled). */
+export function traceExportersFrom(
+  options: OtlpOptions | false | undefined,
+  env: Env = process.env,
+): SpanExporter[] {
+  if (options === false) return [];
+  if (envValue(env, 'OTEL_SDK_DISABLED')?.toLowerCase() === 'true') return [];
+  const names = (envValue(env, 'OTEL_TRACES_EXPORTER') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (names.includes('none')) return [];
+  const exporters: SpanExporter[] = [];
+  if (names.includes('console')) exporters.push(new ConsoleSpanExporter());
+  const configured =
+    options?.endpoint !== undefined ||
+    envValue(env, 'OTEL_EXPORTER_OTLP_ENDPOINT') !== undefined ||
+    envValue(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT') !== undefined ||
+    names.includes('otlp');
+  if (!configured) return exporters;
+  const protocol = protocolFrom(options || undefined, env);
+  const config: { url?: string; headers?: Record<string, string> } = {};
+  if (options?.endpoint) {
+    let base: URL;
+    try {
+      base = new URL(options.endpoint);
+    } catch {
+      throw new OtlpConfigError(`otlp.endpoint: not a URL: ${JSON.stringify(options.endpoint)}`);
+    }
+    config.url =
+      protocol === 'grpc' ? base.toString() : base.toString().replace(/\/?$/, '/v1/traces');
+  }
+  if (options?.headers) config.headers = options.headers;
+  switch (protocol) {
+    case 'grpc':
+      exporters.push(new GrpcExporter(config.url ? { url: config.url } : {}));
+      break;
+    case 'http/json':
+      exporters.push(new JsonExporter(config));
+      break;
+    case 'http/protobuf':
+      exporters.push(new ProtoExporter(config));
+      break;
+  }
+  return exporters;
+}

@@ -1,0 +1,146 @@
+/**
+ * createCaoTelemetry: the library entry point and the heart of every cao-events process.
+ * emit(event) → validate → one fact, one event (ledger) → recorder (span + span event) →
+ * span processors: the CloudEvents exporter (exported as each span ends, so webhooks get events
+ * in real time) and, when configured, OTLP (batched). The tracer provider is private to this
+ * object: a host's own global OpenTelemetry setup is left alone.
+ */
+import type { SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace';
+import {
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  SimpleSpanProcessor,
+  TracerProvider,
+} from '@opentelemetry/sdk-trace';
+import {
+  defaultResource,
+  detectResources,
+  envDetector,
+  resourceFromAttributes,
+} from '@opentelemetry/resources';
+import type { Logger } from 'pino';
+import {
+  type CloudEventSink,
+  CloudEventsSpanExporter,
+} from '../exporters/cloudevents-span-exporter.ts';
+import type { ContentMode } from '../exporters/encode.ts';
+import { HttpSink } from '../exporters/http-sink.ts';
+import type { RetryPolicy } from '../exporters/retry-policy.ts';
+import type { TransformOptions } from '../exporters/transform.ts';
+import { type CaoEvent, validateCaoEvent } from './events.ts';
+import { FactLedger } from './fact-ledger.ts';
+import { silentLogger } from './logger.ts';
+import { type OtlpOptions, traceExportersFrom } from './otlp.ts';
+import { type RecordedEvent, Recorder } from './recorder.ts';
+
+export const DEFAULT_SERVICE_NAME = 'cao-events';
+
+export interface CaoTelemetryOptions extends TransformOptions {
+  /** The callback URL: one CloudEvents sink. Without it (and without `sinks`) the CloudEvents path is a no-op. */
+  callbackUrl?: string;
+  /** Content mode of the callback sink. */
+  mode?: ContentMode;
+  /** Per-request time-out of the callback sink. */
+  timeoutMs?: number;
+  retry?: Partial<RetryPolicy>;
+  maxQueue?: number;
+  /** Extra sinks (any object implementing CloudEventSink). */
+  sinks?: CloudEventSink[];
+  /** OTLP export; `false` turns it off whatever the environment says. */
+  otlp?: OtlpOptions | false;
+  /** Extra span exporters (batched), e.g. an in-memory one in tests or a file exporter. */
+  spanExporters?: SpanExporter[];
+  /** service.name; default `cao-events`, OTEL_SERVICE_NAME overrides the default. */
+  serviceName?: string;
+  /** Collapse repeated reports of one fact (default true). */
+  dedupe?: boolean;
+  logger?: Logger;
+  env?: Record<string, string | undefined>;
+}
+
+export interface CaoTelemetry {
+  /**
+   * Records one CAO event. Throws CaoEventError when the event is invalid (nothing is
+   * recorded); returns undefined when it repeats a fact already recorded. Never waits for,
+   * nor fails because of, a sink.
+   */
+  emit(event: CaoEvent): RecordedEvent | undefined;
+  forceFlush(): Promise<void>;
+  shutdown(): Promise<void>;
+  readonly sinks: readonly CloudEventSink[];
+  readonly recorder: Recorder;
+  readonly ledger: FactLedger;
+}
+
+export function createCaoTelemetry(options: CaoTelemetryOptions = {}): CaoTelemetry {
+  const log = options.logger ?? silentLogger;
+  const env = options.env ?? process.env;
+  const sinks: CloudEventSink[] = [...(options.sinks ?? [])];
+  if (options.callbackUrl) {
+    sinks.push(
+      new HttpSink({
+        url: options.callbackUrl,
+        mode: options.mode,
+        timeoutMs: options.timeoutMs,
+        retry: options.retry,
+        maxQueue: options.maxQueue,
+        logger: log,
+      }),
+    );
+  }
+  const processors: SpanProcessor[] = [];
+  if (sinks.length > 0) {
+    const exporter = new CloudEventsSpanExporter({
+      sinks,
+      logger: log,
+      typePrefix: options.typePrefix,
+      source: options.source,
+      dataschemaBase: options.dataschemaBase,
+    });
+    processors.push(new SimpleSpanProcessor({ exporter }));
+  }
+  const batched = [...traceExportersFrom(options.otlp, env), ...(options.spanExporters ?? [])];
+  for (const exporter of batched) {
+    processors.push(new BatchSpanProcessor({ exporter, scheduledDelayMillis: 1000 }));
+  }
+
+  let resource = defaultResource()
+    .merge(resourceFromAttributes({ 'service.name': DEFAULT_SERVICE_NAME }))
+    .merge(detectResources({ detectors: [envDetector] }));
+  if (options.serviceName) {
+    resource = resource.merge(resourceFromAttributes({ 'service.name': options.serviceName }));
+  }
+  const provider = new TracerProvider({
+    resource,
+    sampler: new AlwaysOnSampler(),
+    spanProcessors: processors,
+  });
+  const recorder = new Recorder({ tracer: provider.getTracer('cao-events') });
+  const ledger = new FactLedger();
+  const dedupe = options.dedupe ?? true;
+  let closed = false;
+
+  return {
+    sinks,
+    recorder,
+    ledger,
+    emit(input: CaoEvent): RecordedEvent | undefined {
+      const event = validateCaoEvent(input);
+      if (closed) {
+        log.warn({ type: event.type }, 'event emitted after shutdown, not recorded');
+        return undefined;
+      }
+      if (dedupe && !ledger.admit(event)) return undefined;
+      return recorder.record(event);
+    },
+    async forceFlush(): Promise<void> {
+      await provider.forceFlush();
+    },
+    async shutdown(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      await provider.forceFlush().catch(() => undefined);
+      await provider.shutdown();
+    },
+  };
+}
