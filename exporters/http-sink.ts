@@ -148,17 +148,25 @@ export class HttpSink {
     });
   }
 
-  /** Stops accepting events, waits (bounded) for what is queued, then drops and counts the rest. */
+  /**
+   * Stops accepting events, waits (bounded) for what is queued, then aborts what is still in
+   * flight; everything undelivered is counted as dropped and logged.
+   */
   async shutdown(timeoutMs = 10_000): Promise<void> {
     if (this.#closed) return;
     await this.forceFlush(timeoutMs);
     this.#closed = true;
     clearTimeout(this.#wakeTimer);
     const left = this.#queuedEvents();
-    if (left > 0) this.#drop(left, 'undelivered at shutdown');
     this.#pending = [];
     this.#retrying = [];
-    await this.#agent.close().catch(() => undefined);
+    if (left > 0) this.#drop(left, 'undelivered at shutdown');
+    await this.#agent.destroy().catch(() => undefined);
+    await Promise.allSettled([...this.#inFlight]);
+    if (this.#dropsSinceLog > 0) {
+      this.#log.warn({ dropped: this.#dropsSinceLog, total: this.#stats.dropped }, 'cloudevents dropped');
+      this.#dropsSinceLog = 0;
+    }
     this.#notifyIdle();
   }
 
@@ -266,6 +274,10 @@ export class HttpSink {
         this.#retrying = [];
         return;
       case 'retry': {
+        if (this.#closed) {
+          this.#drop(delivery.events.length, 'undelivered at shutdown');
+          return;
+        }
         if (delivery.attempt >= this.#policy.maxAttempts) {
           this.#stats.failed += delivery.events.length;
           this.#log.warn(

@@ -1,0 +1,194 @@
+/**
+ * Webhook delivery against misbehaving sinks, all real HTTP servers on 127.0.0.1: a sink that
+ * hangs (time-out), refuses connections, answers 500, 429 with Retry-After, 410, or 400. In
+ * every case emit() returns at once and the failure is a WARN line without message bodies.
+ */
+import assert from 'node:assert/strict';
+import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, it } from 'node:test';
+import { HttpSink, createCaoTelemetry } from '../src/index.ts';
+import { createLogger } from '../src/logger.ts';
+import { logCapture } from './helpers/log-capture.ts';
+import { waitFor } from './helpers/otlp-receiver.ts';
+
+interface Hit {
+  at: number;
+  body: string;
+  id: string | undefined;
+}
+
+async function sink(handler: (hit: number, req: IncomingMessage, res: ServerResponse) => void) {
+  const hits: Hit[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      const id = (JSON.parse(body) as { id?: string }).id;
+      hits.push({ at: Date.now(), body, id });
+      handler(hits.length, req, res);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook?token=s3cret-query`;
+  return {
+    url,
+    hits,
+    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
+
+const SECRET_MESSAGE = 'TOP-SECRET message body';
+const fastRetry = { initialDelayMs: 20, maxDelayMs: 100, maxAttempts: 4 };
+
+function setup(url: string, extra: Parameters<typeof createCaoTelemetry>[0] = {}) {
+  const logs = logCapture();
+  const telemetry = createCaoTelemetry({
+    callbackUrl: url,
+    otlp: false,
+    retry: fastRetry,
+    logger: createLogger('info', logs.stream),
+    ...extra,
+  });
+  return { logs, telemetry };
+}
+
+let emitted = 0;
+function emitMessage(telemetry: ReturnType<typeof createCaoTelemetry>, session = 'cao-faults') {
+  emitted += 1;
+  return telemetry.emit({
+    type: 'message_sent', sessionName: session, sender: 'aaaaaaaa', receiver: 'bbbbbbbb',
+    orchestrationType: 'send_message', phase: 'dispatched', message: `${SECRET_MESSAGE} #${emitted}`,
+  });
+}
+
+function assertNoSecretsLogged(text: string): void {
+  assert.ok(!text.includes(SECRET_MESSAGE), 'message bodies never logged');
+  assert.ok(!text.includes('s3cret-query'), 'query strings never logged');
+}
+
+describe('delivery faults', () => {
+  it('a sink that hangs: the request times out, is retried, and emit() returned at once', async () => {
+    const s = await sink(() => undefined); // never answers
+    const { logs, telemetry } = setup(s.url, { timeoutMs: 200 });
+    const recorded = emitMessage(telemetry);
+    assert.ok(recorded, 'emit returned synchronously while the sink hangs');
+    await waitFor(() => s.hits.length >= 2, 10_000, 'a retry after the time-out');
+    await waitFor(() => logs.lines().some((l) => l.reason === 'time-out'), 5_000, 'time-out warning');
+    const warn = logs.lines().find((l) => l.reason === 'time-out')!;
+    assert.equal(warn.level, 40);
+    assert.equal(s.hits[0]!.id, s.hits[1]!.id, 'a retry carries the same CloudEvent id');
+    assertNoSecretsLogged(logs.text());
+    await telemetry.shutdown();
+    await s.close();
+  });
+
+  it('a sink that refuses connections: retries until exhausted, counted as failed, WARN lines', async () => {
+    const s = await sink(() => undefined);
+    const url = s.url;
+    await s.close(); // nothing listens there now
+    const { logs, telemetry } = setup(url);
+    assert.ok(emitMessage(telemetry));
+    await telemetry.forceFlush();
+    const stats = telemetry.sinks[0] as unknown as { stats: { failed: number; retried: number; delivered: number } };
+    assert.equal(stats.stats.failed, 1);
+    assert.equal(stats.stats.retried, fastRetry.maxAttempts - 1);
+    assert.equal(stats.stats.delivered, 0);
+    const warns = logs.lines().filter((l) => l.level === 40);
+    assert.equal(warns.length, fastRetry.maxAttempts);
+    assert.match(String(warns[0]!.reason), /ECONNREFUSED/);
+    assert.match(String(warns.at(-1)!.msg), /retries exhausted/);
+    assertNoSecretsLogged(logs.text());
+    await telemetry.shutdown();
+  });
+
+  it('500 is retried with the same id until the sink recovers', async () => {
+    const s = await sink((n, _req, res) => res.writeHead(n < 3 ? 500 : 204).end());
+    const { telemetry } = setup(s.url);
+    emitMessage(telemetry);
+    await telemetry.forceFlush();
+    assert.equal(s.hits.length, 3);
+    assert.equal(new Set(s.hits.map((h) => h.id)).size, 1);
+    const stats = (telemetry.sinks[0] as unknown as { stats: { delivered: number; retried: number } }).stats;
+    assert.equal(stats.delivered, 1);
+    assert.equal(stats.retried, 2);
+    await telemetry.shutdown();
+    await s.close();
+  });
+
+  it('429 with Retry-After is honoured (waits at least that long, longer than the back-off)', async () => {
+    const s = await sink((n, _req, res) => {
+      if (n === 1) res.writeHead(429, { 'retry-after': '1' }).end();
+      else res.writeHead(200).end();
+    });
+    const { telemetry } = setup(s.url);
+    emitMessage(telemetry);
+    await telemetry.forceFlush();
+    assert.equal(s.hits.length, 2);
+    // behaviour, not speed: the second attempt came no earlier than the server asked
+    assert.ok(s.hits[1]!.at - s.hits[0]!.at >= 950, `retry waited ${s.hits[1]!.at - s.hits[0]!.at} ms`);
+    await telemetry.shutdown();
+    await s.close();
+  });
+
+  it('410 disables the sink: no more requests, later events dropped and counted', async () => {
+    const s = await sink((_n, _req, res) => res.writeHead(410).end());
+    const { logs, telemetry } = setup(s.url);
+    emitMessage(telemetry, 'cao-gone');
+    await telemetry.forceFlush();
+    emitMessage(telemetry, 'cao-gone-2');
+    await telemetry.forceFlush();
+    assert.equal(s.hits.length, 1);
+    const stats = (telemetry.sinks[0] as unknown as { stats: { disabled: boolean; dropped: number } }).stats;
+    assert.equal(stats.disabled, true);
+    assert.ok(stats.dropped >= 1);
+    assert.ok(logs.lines().some((l) => String(l.msg).includes('410')));
+    await telemetry.shutdown();
+    await s.close();
+  });
+
+  it('other 4xx are not retried', async () => {
+    const s = await sink((_n, _req, res) => res.writeHead(400).end('bad'));
+    const { logs, telemetry } = setup(s.url);
+    emitMessage(telemetry);
+    await telemetry.forceFlush();
+    assert.equal(s.hits.length, 1);
+    assert.ok(logs.lines().some((l) => l.status === 400 && String(l.msg).includes('not retried')));
+    await telemetry.shutdown();
+    await s.close();
+  });
+
+  it('a full queue drops new events and counts them, logging once per interval', async () => {
+    const s = await sink(() => undefined); // hangs, so the queue fills
+    const { logs, telemetry } = setup(s.url, { maxQueue: 3, timeoutMs: 60_000 });
+    for (let i = 0; i < 10; i++) {
+      telemetry.emit({ type: 'session_created', sessionName: `cao-q${i}` });
+    }
+    const stats = (telemetry.sinks[0] as unknown as { stats: { dropped: number; queued: number; inFlight: number } }).stats;
+    // one in flight, three queued, the rest dropped
+    assert.equal(stats.dropped, 6);
+    assert.equal(logs.lines().filter((l) => l.msg === 'cloudevents dropped').length, 1);
+    await s.close();
+    await telemetry.shutdown();
+  });
+
+  it('forceFlush() and shutdown() are bounded while a sink hangs, and count what is left', async () => {
+    const s = await sink(() => undefined);
+    const logs = logCapture();
+    const httpSink = new HttpSink({ url: s.url, timeoutMs: 60_000, logger: createLogger('info', logs.stream) });
+    const telemetry = createCaoTelemetry({ sinks: [httpSink], otlp: false });
+    emitMessage(telemetry);
+    emitMessage(telemetry, 'cao-second');
+    await waitFor(() => s.hits.length === 1, 5_000, 'the first request to arrive');
+    await httpSink.forceFlush(100); // returns although the request is still in flight
+    assert.equal(httpSink.stats.inFlight, 1);
+    assert.equal(httpSink.stats.queued, 1);
+    await httpSink.shutdown(100);
+    assert.equal(httpSink.stats.dropped, 2, 'the queued and the aborted in-flight event are counted as dropped');
+    assert.equal(httpSink.stats.inFlight, 0);
+    assert.ok(logs.lines().some((l) => l.msg === 'cloudevents dropped' && l.reason === 'undelivered at shutdown'));
+    await telemetry.shutdown();
+    await s.close();
+  });
+});
