@@ -31,6 +31,8 @@ export interface HttpSinkOptions {
   headers?: Record<string, string>;
   retry?: Partial<RetryPolicy>;
   logger: Logger;
+  /** Called when the sink acknowledged a request (2xx), with the time it did. */
+  onDelivered?: (events: readonly CloudEventV1<unknown>[], at: number) => void;
 }
 
 export interface SinkStats {
@@ -74,6 +76,7 @@ export class HttpSink {
   readonly #policy: RetryPolicy;
   readonly #log: Logger;
   readonly #agent: Agent;
+  readonly #onDelivered: HttpSinkOptions['onDelivered'];
   /** Events not yet encoded into a request. */
   #pending: CloudEventV1<unknown>[] = [];
   /** Requests waiting for a retry, oldest first. */
@@ -99,6 +102,7 @@ export class HttpSink {
     this.#headers = options.headers ?? {};
     this.#policy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
     this.#log = options.logger.child({ sink: this.name });
+    this.#onDelivered = options.onDelivered;
     this.#agent = new Agent({
       connections: this.#concurrency,
       connectTimeout: this.#timeoutMs,
@@ -260,6 +264,11 @@ export class HttpSink {
     switch (verdict.kind) {
       case 'delivered':
         this.#stats.delivered += delivery.events.length;
+        try {
+          this.#onDelivered?.(delivery.events, Date.now());
+        } catch (err) {
+          this.#log.warn({ error: (err as Error).message }, 'onDelivered callback failed');
+        }
         return;
       case 'reject':
         this.#stats.failed += delivery.events.length;

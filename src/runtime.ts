@@ -1,0 +1,65 @@
+/**
+ * The sidecar's runtime: telemetry built from the validated Config, and `record()`, the one
+ * door through which every source (gateway, poller, plugin ingest) hands in CaoEvents. A
+ * source's mistake is a WARN line, never an exception into the source.
+ */
+import type { SpanExporter } from '@opentelemetry/sdk-trace';
+import type { CloudEventSink } from '../exporters/cloudevents-span-exporter.ts';
+import { redactUrl } from '../exporters/http-sink.ts';
+import type { Config } from './config.ts';
+import type { CaoEvent } from './events.ts';
+import type { Logger } from './logger.ts';
+import type { RecordedEvent } from './recorder.ts';
+import { type CaoTelemetry, createCaoTelemetry } from './telemetry.ts';
+
+export interface Runtime {
+  telemetry: CaoTelemetry;
+  logger: Logger;
+  /** Records an event from a source; returns what was recorded, or undefined (duplicate or invalid). */
+  record(event: CaoEvent): RecordedEvent | undefined;
+  /** One phrase for the start-up line: where CloudEvents go. */
+  deliveryNote: string;
+  close(): Promise<void>;
+}
+
+export interface RuntimeExtras {
+  spanExporters?: SpanExporter[];
+  /** Sinks beside the callback URL's. */
+  sinks?: CloudEventSink[];
+  /** OTLP endpoint override (the demo's --otlp-endpoint). */
+  env?: Record<string, string | undefined>;
+}
+
+export function startRuntime(config: Config, logger: Logger, extras: RuntimeExtras = {}): Runtime {
+  const telemetry = createCaoTelemetry({
+    callbackUrl: config.callbackUrl,
+    mode: config.mode,
+    timeoutMs: config.timeoutMs,
+    maxQueue: config.maxQueue,
+    source: config.source ?? `http://${config.gateway.host}:${config.gateway.port}`,
+    typePrefix: config.typePrefix,
+    dataschemaBase: config.dataschemaBase,
+    otlp: config.otlp.endpoint || config.otlp.protocol ? config.otlp : undefined,
+    spanExporters: extras.spanExporters,
+    sinks: extras.sinks,
+    logger,
+    env: extras.env,
+  });
+  const deliveryNote = config.callbackUrl
+    ? `CloudEvents to ${redactUrl(config.callbackUrl)} (${config.mode})`
+    : 'no callback URL (set CAO_EVENT_CALLBACK_URL or --callback-url): CloudEvents delivery is off';
+  return {
+    telemetry,
+    logger,
+    deliveryNote,
+    record(event: CaoEvent): RecordedEvent | undefined {
+      try {
+        return telemetry.emit(event);
+      } catch (err) {
+        logger.warn({ type: event.type, source: event.source, error: (err as Error).message }, 'event not recorded');
+        return undefined;
+      }
+    },
+    close: () => telemetry.shutdown(),
+  };
+}
