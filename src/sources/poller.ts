@@ -1,0 +1,524 @@
+/**
+ * The poller source: reconciles CAO's sessions, terminals and inbox deliveries through CAO's GET
+ * endpoints, to catch what never passes through the gateway (server-side handoff workers, inbox
+ * delivery, agents exiting, tmux kills, clean-ups).
+ *
+ * One cycle: `GET /sessions`; `GET /sessions/{name}` for every listed or known session; then
+ * `GET /terminals/{id}/inbox/messages?limit=N&status=delivered` once per known terminal. At most
+ * four requests in flight, over one keep-alive undici Pool. Cycles never overlap.
+ *
+ * Kills are reported only on evidence: a known session counts as absent in a cycle only when the
+ * listing succeeded without it AND `GET /sessions/{name}` answered 404; it is gone after
+ * `confirmations` such cycles in a row. A failed request (network error, non-2xx other than that
+ * 404, time-out, invalid JSON, wrong shape) is no observation: it neither advances nor resets a
+ * count. CAO answers `GET /sessions` with [] on backend errors, so an empty listing proves nothing.
+ * Caveats from CAO's source: at v2.0.0 `session_exists` also swallows tmux errors, so a backend
+ * error answers 404 too (only `confirmations` guards against it there); and the terminals of
+ * `GET /sessions/{name}` are database rows, so a single window killed from outside tmux stays
+ * listed (a stale row) until CAO deletes the row: the poller cannot see that kill.
+ *
+ * Inbox: CAO lists a terminal's inbox oldest first and caps `limit` at 100, so once a terminal has
+ * `inboxLimit` delivered messages the delivered list stops changing. From then on ("saturated")
+ * the poller also lists `status=pending` and reports a pending message that left the pending list
+ * (and is not in `status=failed`) as delivered. A message created and delivered between two
+ * cycles of a saturated terminal is not seen.
+ *
+ * Start-up: history is not replayed. Terminals seen in the start-up phase (until the first
+ * non-empty successful listing, or `confirmations` successful empty ones) take their delivered
+ * messages as a baseline; terminals that appear later are new, so everything delivered to them
+ * is reported. Logs never carry message bodies or query strings.
+ */
+import { Pool } from 'undici';
+import type { Logger } from 'pino';
+import type { CaoEvent } from '../events.ts';
+import { silentLogger } from '../logger.ts';
+
+export interface PollerOptions {
+  /** CAO server, e.g. http://127.0.0.1:9890 (the real server, not the gateway). */
+  baseUrl: string;
+  /** Pause between the end of one cycle and the start of the next; default 3000. */
+  intervalMs?: number;
+  /** Consecutive observations of absence before a kill is reported; default 2. */
+  confirmations?: number;
+  /** Bearer token for CAO auth (scope cao:read). */
+  token?: string;
+  /** Per request; default 5000. */
+  timeoutMs?: number;
+  /** Inbox rows asked for per terminal (CAO allows 1..100); default 100. */
+  inboxLimit?: number;
+  /** Called for each reconciled fact (source 'poller'). */
+  onEvent: (event: CaoEvent) => void;
+  logger?: Logger;
+}
+
+export interface Poller {
+  /** Runs a cycle now, then one `intervalMs` after each cycle ends, until stop(). */
+  start(): void;
+  /** Runs one cycle (after the one in flight, if any). Never rejects. */
+  pollOnce(): Promise<void>;
+  /** Stops the timer, waits for the cycle in flight, closes the connections. */
+  stop(): Promise<void>;
+}
+
+const CONCURRENCY = 4;
+const MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
+const WARN_REPEAT_MS = 60_000;
+
+// ---- upstream shapes (pure parsers: undefined = malformed) ----
+
+interface SessionRow {
+  name: string;
+  id?: string;
+}
+interface TerminalRow {
+  id: string;
+  agentName?: string;
+  provider?: string;
+}
+interface InboxRow {
+  id: string;
+  sender?: string;
+  receiver: string;
+  message: string;
+  status: string;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+const optStr = (v: unknown): boolean => v === undefined || v === null || typeof v === 'string';
+
+/** `GET /sessions`: `[{id, name, status, …}]`. */
+export function parseSessionList(v: unknown): SessionRow[] | undefined {
+  if (!Array.isArray(v)) return undefined;
+  const rows: SessionRow[] = [];
+  for (const r of v) {
+    if (!isObject(r)) return undefined;
+    const name = str(r.name) ?? str(r.id);
+    if (name === undefined || !optStr(r.id)) return undefined;
+    rows.push({ name, ...(str(r.id) ? { id: str(r.id) } : {}) });
+  }
+  return rows;
+}
+
+/** `GET /sessions/{name}`: `{session, terminals: [{id, agent_profile, provider, …}]}`. */
+export function parseSessionDetail(v: unknown): TerminalRow[] | undefined {
+  if (!isObject(v) || !Array.isArray(v.terminals)) return undefined;
+  const rows: TerminalRow[] = [];
+  for (const t of v.terminals) {
+    if (!isObject(t) || str(t.id) === undefined || !optStr(t.agent_profile) || !optStr(t.provider)) return undefined;
+    const agentName = str(t.agent_profile);
+    const provider = str(t.provider);
+    rows.push({ id: str(t.id)!, ...(agentName ? { agentName } : {}), ...(provider ? { provider } : {}) });
+  }
+  return rows;
+}
+
+/** `GET /terminals/{id}/inbox/messages`: `[{id, sender_id, receiver_id, message, status, created_at}]`. */
+export function parseInbox(v: unknown): InboxRow[] | undefined {
+  if (!Array.isArray(v)) return undefined;
+  const rows: InboxRow[] = [];
+  for (const m of v) {
+    if (!isObject(m)) return undefined;
+    const id = typeof m.id === 'number' && Number.isFinite(m.id) ? String(m.id) : str(m.id);
+    const receiver = str(m.receiver_id);
+    if (id === undefined || receiver === undefined || typeof m.message !== 'string' ||
+      typeof m.status !== 'string' || !optStr(m.sender_id)) return undefined;
+    const sender = str(m.sender_id);
+    rows.push({ id, receiver, message: m.message, status: m.status, ...(sender ? { sender } : {}) });
+  }
+  return rows;
+}
+
+// ---- state ----
+
+/** Insertion-ordered set that forgets the least recently touched ids beyond `limit`. */
+class RecentIds {
+  readonly #set = new Set<string>();
+  readonly #limit: number;
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+  has(id: string): boolean {
+    return this.#set.has(id);
+  }
+  touch(id: string): void {
+    this.#set.delete(id);
+    this.#set.add(id);
+    if (this.#set.size > this.#limit) {
+      const oldest = this.#set.values().next();
+      if (!oldest.done) this.#set.delete(oldest.value);
+    }
+  }
+}
+
+interface TerminalState {
+  id: string;
+  agentName?: string;
+  provider?: string;
+  missing: number;
+  /** Seen in the start-up phase: what was delivered before first sight is history. */
+  baseline: boolean;
+  primed: boolean;
+  delivered: RecentIds;
+  /** Pending rows seen while the delivered list is saturated. */
+  pending: Map<string, InboxRow>;
+}
+
+interface SessionState {
+  name: string;
+  id?: string;
+  missing: number;
+  preexisting: boolean;
+  detailSeen: boolean;
+  terminals: Map<string, TerminalState>;
+}
+
+type Observation =
+  | { kind: 'ok'; value: unknown }
+  | { kind: 'missing' }
+  | { kind: 'failed' };
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+function positiveInt(name: string, value: number | undefined, dflt: number, max = Number.MAX_SAFE_INTEGER): number {
+  const v = value ?? dflt;
+  if (!Number.isInteger(v) || v < 1 || v > max) throw new RangeError(`poller ${name} must be an integer in 1..${max} (got ${v})`);
+  return v;
+}
+
+export function createPoller(opts: PollerOptions): Poller {
+  const base = new URL(opts.baseUrl);
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') {
+    throw new RangeError(`poller baseUrl must be an http(s) URL (got protocol ${base.protocol})`);
+  }
+  const origin = base.origin;
+  const prefix = base.pathname.replace(/\/+$/, '');
+  const intervalMs = positiveInt('intervalMs', opts.intervalMs, 3000);
+  const confirmations = positiveInt('confirmations', opts.confirmations, 2);
+  const timeoutMs = positiveInt('timeoutMs', opts.timeoutMs, 5000);
+  const inboxLimit = positiveInt('inboxLimit', opts.inboxLimit, 100, 100);
+  const logger = opts.logger ?? silentLogger;
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+
+  const sessions = new Map<string, SessionState>();
+  let startup = true;
+  let emptyListings = 0;
+  let pool: Pool | undefined;
+  let running = false;
+  let timer: NodeJS.Timeout | undefined;
+  let inflight: Promise<void> | undefined;
+  let queued: Promise<void> | undefined;
+  const warned = new Map<string, number>();
+
+  // ---- edges: logging, emitting, HTTP ----
+
+  function warn(route: string, reason: string): void {
+    const key = `${route}|${reason}`;
+    const now = Date.now();
+    const last = warned.get(key);
+    if (last !== undefined && now - last < WARN_REPEAT_MS) {
+      logger.debug({ route, reason }, 'cao-events poller: CAO request failed (repeat), counted as no observation');
+      return;
+    }
+    if (warned.size > 200) warned.clear();
+    warned.set(key, now);
+    logger.warn({ route, reason }, 'cao-events poller: CAO request failed, counted as no observation');
+  }
+
+  function emit(event: CaoEvent): void {
+    try {
+      opts.onEvent({ ...event, source: 'poller' });
+    } catch (err) {
+      logger.warn({ eventType: event.type, errorName: err instanceof Error ? err.name : typeof err },
+        'cao-events poller: onEvent threw');
+    }
+  }
+
+  /** GET `path` (route: the path template, for logs). 404 is `missing` only when `allow404`. */
+  async function get(path: string, route: string, allow404 = false): Promise<Observation> {
+    pool ??= new Pool(origin, {
+      connections: CONCURRENCY,
+      pipelining: 1,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
+    try {
+      const res = await pool.request({
+        method: 'GET',
+        path: prefix + path,
+        headers,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      if (res.statusCode !== 200) {
+        await res.body.dump().catch(() => undefined);
+        if (res.statusCode === 404 && allow404) return { kind: 'missing' };
+        warn(route, `status ${res.statusCode}`);
+        return { kind: 'failed' };
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > MAX_RESPONSE_BYTES) {
+          warn(route, 'response too large');
+          return { kind: 'failed' };
+        }
+        chunks.push(chunk);
+      }
+      try {
+        return { kind: 'ok', value: JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown };
+      } catch {
+        // JSON.parse's message quotes the body: never log it.
+        warn(route, 'invalid JSON');
+        return { kind: 'failed' };
+      }
+    } catch (err) {
+      const e = err as { code?: unknown; name?: unknown };
+      warn(route, typeof e?.code === 'string' ? e.code : typeof e?.name === 'string' ? e.name : 'request error');
+      return { kind: 'failed' };
+    }
+  }
+
+  const seg = (s: string): string => encodeURIComponent(s);
+
+  // ---- one cycle ----
+
+  async function cycle(): Promise<void> {
+    const listing = await get('/sessions', 'GET /sessions');
+    if (listing.kind !== 'ok') return;
+    const listed = parseSessionList(listing.value);
+    if (!listed) {
+      warn('GET /sessions', 'unexpected shape');
+      return;
+    }
+    const inStartup = startup;
+    if (listed.length > 0) startup = false;
+    else if (++emptyListings >= confirmations) startup = false;
+
+    const listedNames = new Set(listed.map((s) => s.name));
+    for (const row of listed) {
+      if (sessions.has(row.name)) continue;
+      const s: SessionState = {
+        name: row.name, missing: 0, preexisting: inStartup, detailSeen: false, terminals: new Map(),
+        ...(row.id ? { id: row.id } : {}),
+      };
+      sessions.set(row.name, s);
+      emit({ type: 'session_created', sessionName: s.name, ...(s.id ? { sessionId: s.id } : {}) });
+    }
+
+    const names = [...sessions.keys()];
+    const details = await mapLimit(names, CONCURRENCY, (name) =>
+      get(`/sessions/${seg(name)}`, 'GET /sessions/{name}', true));
+    names.forEach((name, i) => {
+      const s = sessions.get(name)!;
+      const obs = details[i]!;
+      if (obs.kind === 'failed') return;
+      if (obs.kind === 'missing') {
+        // Listed but 404: a race with a kill; not proof either way.
+        if (listedNames.has(name)) return;
+        if (++s.missing >= confirmations) killSession(s);
+        return;
+      }
+      const rows = parseSessionDetail(obs.value);
+      if (!rows) {
+        warn('GET /sessions/{name}', 'unexpected shape');
+        return;
+      }
+      s.missing = 0;
+      reconcileTerminals(s, rows);
+    });
+
+    const terminals = [...sessions.values()].flatMap((s) => [...s.terminals.values()].map((t) => ({ s, t })));
+    const inboxes = await mapLimit(terminals, CONCURRENCY, ({ t }) => fetchInbox(t));
+    terminals.forEach(({ s, t }, i) => {
+      const got = inboxes[i]!;
+      if (got && s.terminals.get(t.id) === t) reconcileInbox(s, t, got);
+    });
+  }
+
+  function terminalFacts(s: SessionState, t: TerminalState): CaoEvent {
+    return {
+      type: 'terminal_created', sessionName: s.name, terminalId: t.id,
+      ...(s.id ? { sessionId: s.id } : {}),
+      ...(t.agentName ? { agentName: t.agentName } : {}),
+      ...(t.provider ? { provider: t.provider } : {}),
+    };
+  }
+
+  function killSession(s: SessionState): void {
+    for (const t of s.terminals.values()) emit({ ...terminalFacts(s, t), type: 'terminal_killed' });
+    sessions.delete(s.name);
+    emit({ type: 'session_killed', sessionName: s.name, ...(s.id ? { sessionId: s.id } : {}) });
+  }
+
+  function reconcileTerminals(s: SessionState, rows: TerminalRow[]): void {
+    const present = new Set<string>();
+    for (const row of rows) {
+      present.add(row.id);
+      const known = s.terminals.get(row.id);
+      if (known) {
+        known.missing = 0;
+        known.agentName ??= row.agentName;
+        known.provider ??= row.provider;
+        continue;
+      }
+      const t: TerminalState = {
+        id: row.id, missing: 0, baseline: s.preexisting && !s.detailSeen, primed: false,
+        delivered: new RecentIds(inboxLimit * 4), pending: new Map(),
+        ...(row.agentName ? { agentName: row.agentName } : {}),
+        ...(row.provider ? { provider: row.provider } : {}),
+      };
+      s.terminals.set(t.id, t);
+      emit(terminalFacts(s, t));
+    }
+    s.detailSeen = true;
+    for (const t of [...s.terminals.values()]) {
+      if (present.has(t.id)) continue;
+      if (++t.missing >= confirmations) {
+        s.terminals.delete(t.id);
+        emit({ ...terminalFacts(s, t), type: 'terminal_killed' });
+      }
+    }
+  }
+
+  // ---- inbox ----
+
+  interface InboxFetch {
+    delivered: InboxRow[];
+    saturated: boolean;
+    /** Saturated only: the pending list, when fetched. */
+    pending?: InboxRow[];
+    /** Saturated only: ids in `status=failed`, fetched when tracked pending messages left the list. */
+    failedIds?: Set<string>;
+  }
+
+  async function inboxList(t: TerminalState, status: string): Promise<InboxRow[] | undefined> {
+    const route = `GET /terminals/{id}/inbox/messages (${status})`;
+    const obs = await get(`/terminals/${seg(t.id)}/inbox/messages?limit=${inboxLimit}&status=${status}`, route);
+    if (obs.kind !== 'ok') return undefined;
+    const rows = parseInbox(obs.value);
+    if (!rows) warn(route, 'unexpected shape');
+    return rows?.filter((m) => m.status === status);
+  }
+
+  /** Tracked pending messages absent from a complete pending list and not seen delivered. */
+  function leftPending(t: TerminalState, got: InboxFetch): InboxRow[] {
+    if (!got.pending || got.pending.length >= inboxLimit) return [];
+    const now = new Set([...got.pending, ...got.delivered].map((m) => m.id));
+    return [...t.pending.values()].filter((m) => !now.has(m.id) && !t.delivered.has(m.id));
+  }
+
+  /** Reads only; state changes happen in reconcileInbox. */
+  async function fetchInbox(t: TerminalState): Promise<InboxFetch | undefined> {
+    const delivered = await inboxList(t, 'delivered');
+    if (!delivered) return undefined;
+    const got: InboxFetch = { delivered, saturated: delivered.length >= inboxLimit };
+    if (!got.saturated) return got;
+    const pending = await inboxList(t, 'pending');
+    if (pending) got.pending = pending;
+    if (leftPending(t, got).length > 0) {
+      const failed = await inboxList(t, 'failed');
+      if (failed) got.failedIds = new Set(failed.map((m) => m.id));
+    }
+    return got;
+  }
+
+  function emitDelivered(s: SessionState, m: InboxRow): void {
+    emit({
+      type: 'message_sent', orchestrationType: 'send_message', phase: 'delivered',
+      sessionName: s.name, ...(s.id ? { sessionId: s.id } : {}),
+      ...(m.sender ? { sender: m.sender } : {}), receiver: m.receiver, message: m.message,
+    });
+  }
+
+  function reconcileInbox(s: SessionState, t: TerminalState, got: InboxFetch): void {
+    const history = !t.primed && t.baseline;
+    t.primed = true;
+    for (const m of got.delivered) {
+      if (!t.delivered.has(m.id) && !history) emitDelivered(s, m);
+      t.delivered.touch(m.id);
+      t.pending.delete(m.id);
+    }
+    if (!got.saturated) {
+      t.pending.clear(); // deliveries show in the delivered list again
+      return;
+    }
+    if (!got.pending) return; // pending list failed: judge nothing this cycle
+    if (got.failedIds) {
+      for (const m of leftPending(t, got)) {
+        t.pending.delete(m.id);
+        if (got.failedIds.has(m.id)) continue;
+        t.delivered.touch(m.id);
+        emitDelivered(s, m);
+      }
+    }
+    // Track what is pending now (kept: rows that left but could not be judged yet).
+    const keep = new Set(leftPending(t, got).map((m) => m.id));
+    for (const id of [...t.pending.keys()]) if (!keep.has(id)) t.pending.delete(id);
+    for (const m of got.pending) if (t.pending.size < inboxLimit * 4) t.pending.set(m.id, m);
+  }
+
+  // ---- scheduling ----
+
+  async function runCycle(): Promise<void> {
+    try {
+      await cycle();
+    } catch (err) {
+      logger.warn({ errorName: err instanceof Error ? err.name : typeof err }, 'cao-events poller: cycle failed');
+    }
+  }
+
+  function pollOnce(): Promise<void> {
+    if (!inflight) {
+      inflight = runCycle().finally(() => {
+        inflight = undefined;
+      });
+      return inflight;
+    }
+    queued ??= inflight.then(() => {
+      queued = undefined;
+      return pollOnce();
+    });
+    return queued;
+  }
+
+  function schedule(ms: number): void {
+    timer = setTimeout(() => {
+      timer = undefined;
+      void pollOnce().then(() => {
+        if (running && timer === undefined) schedule(intervalMs);
+      });
+    }, ms);
+  }
+
+  return {
+    start() {
+      if (running) return;
+      running = true;
+      schedule(0);
+    },
+    pollOnce,
+    async stop() {
+      running = false;
+      if (timer !== undefined) clearTimeout(timer);
+      timer = undefined;
+      while (inflight || queued) await (queued ?? inflight);
+      const p = pool;
+      pool = undefined;
+      await p?.close().catch(() => undefined);
+    },
+  };
+}
