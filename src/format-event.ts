@@ -18,7 +18,8 @@ export function formatEventLine(event: CloudEventV1<unknown>): string {
   const parts = [time, eventType.padEnd(16), event.subject ?? '-'];
   switch (eventType) {
     case 'message_sent': {
-      const route = `${data.sender ?? '?'} → ${data.receiver ?? '?'}`;
+      const receiver = data.receiver ?? (data.agent_name ? `(${data.agent_name})` : '?');
+      const route = `${data.sender ?? '?'} → ${receiver}`;
       parts.push(route, `[${data.orchestration_type ?? '?'}/${data.phase ?? '?'}]`);
       if (data.message) parts.push(JSON.stringify(firstWords(data.message)));
       break;

@@ -421,6 +421,10 @@ export async function startCaoSimulator(opts: CaoSimulatorOptions = {}): Promise
       const full = t.inputs.map((text) => `> ${text}\n${answer(t.agent_profile, text)}\n`).join('');
       return { json: { output: mode === 'last' ? lastReply(t) : full, mode } };
     } },
+    { method: 'GET', path: '/terminals/{terminal_id}/working-directory', handler: (c) => {
+      const t = getTerminal(c.params.terminal_id!);
+      return { json: { working_directory: t.working_directory } };
+    } },
     { method: 'POST', path: '/terminals/{terminal_id}/exit', handler: (c) => {
       const id = c.params.terminal_id!;
       getTerminal(id, head ? `Terminal '${id}' not found` : `Provider not found for terminal ${id}`);

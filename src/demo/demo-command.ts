@@ -1,0 +1,176 @@
+/**
+ * `cao-events demo` (`npm run demo`): the whole pipeline on embedded defaults. Starts the CAO
+ * simulator, the real gateway (proxy + classifier + poller) in front of it and, unless
+ * --callback-url is given, the built-in receiver as the callback; drives a scripted session;
+ * prints the CloudEvents timeline as the receiver acknowledges them, then a summary.
+ */
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { CloudEventV1 } from 'cloudevents';
+import { CONTENT_MODES, type ContentMode } from '../../exporters/encode.ts';
+import { HttpSink } from '../../exporters/http-sink.ts';
+import type { CaoEventData } from '../../exporters/transform.ts';
+import { ConfigError, DEFAULT_CONFIG, loadConfig } from '../config.ts';
+import { EVENT_TYPES } from '../events.ts';
+import { formatEventLine } from '../format-event.ts';
+import { startGatewayService } from '../gateway-service.ts';
+import { createLogger } from '../logger.ts';
+import { OtlpJsonFileExporter } from '../otlp-file-exporter.ts';
+import { startReceiver } from '../receiver.ts';
+import { startRuntime } from '../runtime.ts';
+import { type CaoVersion, startCaoSimulator } from './cao-simulator.ts';
+import { runScenario } from './scenario.ts';
+
+export const DEMO_OPTIONS = {
+  'cao-version': { type: 'string' },
+  'callback-url': { type: 'string' },
+  'otlp-endpoint': { type: 'string' },
+  'otlp-protocol': { type: 'string' },
+  mode: { type: 'string' },
+  'trace-file': { type: 'string' },
+  'summary-json': { type: 'boolean' },
+  'log-level': { type: 'string' },
+} as const;
+
+export const DEMO_USAGE = `Usage: cao-events demo [options]      (also: npm run demo -- [options])
+
+Runs the whole pipeline on this machine: a CAO API simulator (a stand-in for cao-server), the real
+gateway and poller in front of it, and the built-in CloudEvents receiver. Drives a scripted session
+(a supervisor assigns work to two workers, hands off to a reviewer, the workers report back, one
+worker is deleted, the session is shut down), prints the CloudEvents as they are delivered, then a
+summary. Exits 0 when every event type arrived and nothing failed.
+
+Options:
+  --cao-version <v>       head (default) or 2.0.0: which CAO API shape the simulator speaks
+  --callback-url <url>    deliver to your own receiver instead of the built-in one
+  --mode <m>              structured (default), binary or batch
+  --otlp-endpoint <url>   export the spans over OTLP (else the standard OTEL_* variables; else a file)
+  --otlp-protocol <p>     http/protobuf (default), http/json or grpc
+  --trace-file <path>     where to write the spans as OTLP JSON lines when no OTLP endpoint is set
+  --summary-json          also print the summary as one JSON line (for scripts)
+  --log-level <level>     log level on stderr (default warn)
+  --help                  show this help`;
+
+export interface DemoSummary {
+  caoVersion: CaoVersion;
+  callbackUrl: string;
+  mode: ContentMode;
+  delivered: number;
+  byType: Record<string, number>;
+  latencyMs: { p50: number; p99: number };
+  failures: { failed: number; dropped: number };
+  traceIds: string[];
+  ids: string[];
+  otlp: string;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  const index = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
+  return Math.round(sorted[Math.max(0, index)]! * 100) / 100;
+}
+
+export async function runDemo(values: Record<string, string | boolean | undefined>, out: NodeJS.WritableStream = process.stdout): Promise<DemoSummary> {
+  const version = ((values['cao-version'] as string | undefined) ?? 'head') as CaoVersion;
+  if (version !== 'head' && version !== '2.0.0') {
+    throw new ConfigError(`--cao-version must be head or 2.0.0 (got ${JSON.stringify(version)})`);
+  }
+  const mode = (values.mode as string | undefined) ?? 'structured';
+  if (!(CONTENT_MODES as readonly string[]).includes(mode)) {
+    throw new ConfigError(`--mode must be one of ${CONTENT_MODES.join(', ')} (got ${JSON.stringify(mode)})`);
+  }
+  const logger = createLogger(((values['log-level'] as string | undefined) ?? 'warn') as 'warn');
+  const simulator = await startCaoSimulator({ version, deliveryDelayMs: 200, runStepDurationMs: 900 });
+  const receiver = values['callback-url'] ? undefined : await startReceiver();
+  const callbackUrl = (values['callback-url'] as string | undefined) ?? receiver!.url;
+
+  const delivered: Array<{ event: CloudEventV1<unknown>; at: number }> = [];
+  const print = (line: string) => out.write(`${line}\n`);
+  const config = loadConfig({
+    flags: {
+      'callback-url': callbackUrl,
+      mode,
+      upstream: simulator.url,
+      port: '0',
+      'poll-interval-ms': '150',
+      ...(values['otlp-endpoint'] ? { 'otlp-endpoint': values['otlp-endpoint'] } : {}),
+      ...(values['otlp-protocol'] ? { 'otlp-protocol': values['otlp-protocol'] } : {}),
+    },
+    env: {},
+  });
+  const sink = new HttpSink({
+    url: callbackUrl,
+    mode: config.mode,
+    logger,
+    onDelivered: (events, at) => {
+      for (const event of events) {
+        delivered.push({ event, at });
+        print(`  ${formatEventLine(event)}`);
+      }
+    },
+  });
+  const otlpConfigured = Boolean(config.otlp.endpoint || process.env.OTEL_EXPORTER_OTLP_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+  const traceFile = otlpConfigured ? undefined : ((values['trace-file'] as string | undefined) ?? join(tmpdir(), `cao-events-demo-${process.pid}.otlp.jsonl`));
+  const runtime = startRuntime({ ...config, callbackUrl: undefined }, logger, {
+    spanExporters: traceFile ? [new OtlpJsonFileExporter(traceFile)] : [],
+    sinks: [sink],
+  });
+  const gateway = await startGatewayService(
+    { ...config, ingest: { ...DEFAULT_CONFIG.ingest, port: 0 } },
+    runtime,
+    { ingest: false },
+  );
+  print(`cao-events demo: CAO ${version} simulator at ${simulator.url}, gateway at ${gateway.url}`);
+  print(`CloudEvents (${mode}) → ${callbackUrl}${receiver ? ' (built-in receiver)' : ''}`);
+  print('');
+  try {
+    await runScenario(gateway.url, version, simulator, 300);
+    // let the poller confirm the last kills (it needs two listings without them)
+    await new Promise((r) => setTimeout(r, 800));
+  } finally {
+    await gateway.close();
+    await runtime.close();
+    await receiver?.close();
+    await simulator.close();
+  }
+  const byType: Record<string, number> = Object.fromEntries(EVENT_TYPES.map((t) => [t, 0]));
+  const latencies: number[] = [];
+  for (const { event, at } of delivered) {
+    const type = (event.data as CaoEventData).event_type;
+    byType[type] = (byType[type] ?? 0) + 1;
+    latencies.push(at - Date.parse(String(event.time)));
+  }
+  latencies.sort((a, b) => a - b);
+  const stats = sink.stats;
+  const summary: DemoSummary = {
+    caoVersion: version,
+    callbackUrl,
+    mode: config.mode,
+    delivered: delivered.length,
+    byType,
+    latencyMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99) },
+    failures: { failed: stats.failed, dropped: stats.dropped },
+    traceIds: [...new Set(delivered.map(({ event }) => String(event.traceparent).split('-')[1]!))],
+    ids: delivered.map(({ event }) => event.id),
+    otlp: traceFile ? `file ${traceFile}` : `OTLP ${config.otlp.endpoint ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT}`,
+  };
+  print('');
+  print(`Summary: ${summary.delivered} CloudEvents delivered`);
+  for (const [type, n] of Object.entries(byType)) print(`  ${type.padEnd(17)} ${n}`);
+  print(`  delivery latency  p50 ${summary.latencyMs.p50} ms, p99 ${summary.latencyMs.p99} ms`);
+  print(`  failures          ${stats.failed} failed, ${stats.dropped} dropped`);
+  print(`  traces            ${summary.traceIds.length} (one per session): ${summary.traceIds.join(', ')}`);
+  print(`  spans             ${summary.otlp}`);
+  if (values['summary-json']) print(JSON.stringify(summary));
+  return summary;
+}
+
+export async function runDemoCommand(values: Record<string, string | boolean | undefined>): Promise<number> {
+  const summary = await runDemo(values);
+  const missing = Object.entries(summary.byType).filter(([, n]) => n === 0).map(([t]) => t);
+  if (missing.length > 0) {
+    process.stderr.write(`cao-events demo: no ${missing.join(', ')} event arrived\n`);
+    return 1;
+  }
+  return summary.failures.failed + summary.failures.dropped === 0 ? 0 : 1;
+}
