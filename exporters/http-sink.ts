@@ -33,6 +33,13 @@ export interface HttpSinkOptions {
   logger: Logger;
   /** Called when the sink acknowledged a request (2xx), with the time it did. */
   onDelivered?: (events: readonly CloudEventV1<unknown>[], at: number) => void;
+  /** Called for events given up on: rejected (4xx), retries exhausted, sink gone (410), or dropped. */
+  onFailed?: (events: readonly CloudEventV1<unknown>[], failure: SinkFailure) => void;
+}
+
+export interface SinkFailure {
+  kind: 'rejected' | 'exhausted' | 'gone' | 'dropped';
+  reason: string;
 }
 
 export interface SinkStats {
@@ -77,6 +84,9 @@ export class HttpSink {
   readonly #log: Logger;
   readonly #agent: Agent;
   readonly #onDelivered: HttpSinkOptions['onDelivered'];
+  readonly #onFailed: HttpSinkOptions['onFailed'];
+  /** Failed attempts in a row across deliveries: the back-off grows with it (circuit breaker). */
+  #consecutiveFailures = 0;
   /** Events not yet encoded into a request. */
   #pending: CloudEventV1<unknown>[] = [];
   /** Requests waiting for a retry, oldest first. */
@@ -103,6 +113,7 @@ export class HttpSink {
     this.#policy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
     this.#log = options.logger.child({ sink: this.name });
     this.#onDelivered = options.onDelivered;
+    this.#onFailed = options.onFailed;
     this.#agent = new Agent({
       connections: this.#concurrency,
       connectTimeout: this.#timeoutMs,
@@ -124,13 +135,13 @@ export class HttpSink {
   enqueue(events: readonly CloudEventV1<unknown>[]): void {
     if (events.length === 0) return;
     if (this.#closed || this.#disabled) {
-      this.#drop(events.length, this.#disabled ? 'sink disabled (HTTP 410)' : 'sink shut down');
+      this.#drop(events, this.#disabled ? 'sink disabled (HTTP 410)' : 'sink shut down');
       return;
     }
     const room = this.#maxQueue - this.#queuedEvents();
     const accepted = room >= events.length ? events : events.slice(0, Math.max(0, room));
     if (accepted.length < events.length) {
-      this.#drop(events.length - accepted.length, 'queue full');
+      this.#drop(events.slice(accepted.length), 'queue full');
     }
     this.#stats.enqueued += accepted.length;
     for (const event of accepted) this.#pending.push(event);
@@ -161,10 +172,7 @@ export class HttpSink {
     await this.forceFlush(timeoutMs);
     this.#closed = true;
     clearTimeout(this.#wakeTimer);
-    const left = this.#queuedEvents();
-    this.#pending = [];
-    this.#retrying = [];
-    if (left > 0) this.#drop(left, 'undelivered at shutdown');
+    this.#drop(this.#takeQueued(), 'undelivered at shutdown');
     await this.#agent.destroy().catch(() => undefined);
     await Promise.allSettled([...this.#inFlight]);
     if (this.#dropsSinceLog > 0) {
@@ -191,7 +199,27 @@ export class HttpSink {
     for (const w of waiters) w();
   }
 
-  #drop(count: number, reason: string): void {
+  /** Empties the queue, returning what was in it. */
+  #takeQueued(): CloudEventV1<unknown>[] {
+    const events = [...this.#retrying.flatMap((d) => d.events), ...this.#pending];
+    this.#pending = [];
+    this.#retrying = [];
+    return events;
+  }
+
+  #fail(events: readonly CloudEventV1<unknown>[], failure: SinkFailure): void {
+    if (events.length === 0) return;
+    try {
+      this.#onFailed?.(events, failure);
+    } catch (err) {
+      this.#log.warn({ error: (err as Error).message }, 'onFailed callback failed');
+    }
+  }
+
+  #drop(events: readonly CloudEventV1<unknown>[], reason: string): void {
+    const count = events.length;
+    if (count === 0) return;
+    this.#fail(events, { kind: 'dropped', reason });
     this.#stats.dropped += count;
     this.#dropsSinceLog += count;
     const now = Date.now();
@@ -263,6 +291,7 @@ export class HttpSink {
     const context = { status, attempt: delivery.attempt, events: delivery.events.length, id: ids };
     switch (verdict.kind) {
       case 'delivered':
+        this.#consecutiveFailures = 0;
         this.#stats.delivered += delivery.events.length;
         try {
           this.#onDelivered?.(delivery.events, Date.now());
@@ -273,31 +302,35 @@ export class HttpSink {
       case 'reject':
         this.#stats.failed += delivery.events.length;
         this.#log.warn({ ...context, reason: verdict.reason }, 'cloudevent rejected by sink, not retried');
+        this.#fail(delivery.events, { kind: 'rejected', reason: verdict.reason });
         return;
       case 'gone':
         this.#stats.failed += delivery.events.length;
         this.#disabled = true;
         this.#log.warn({ ...context, reason: verdict.reason }, 'sink answered 410 Gone: sink disabled');
-        this.#drop(this.#queuedEvents(), 'sink disabled (HTTP 410)');
-        this.#pending = [];
-        this.#retrying = [];
+        this.#fail(delivery.events, { kind: 'gone', reason: verdict.reason });
+        this.#drop(this.#takeQueued(), 'sink disabled (HTTP 410)');
         return;
       case 'retry': {
         if (this.#closed) {
-          this.#drop(delivery.events.length, 'undelivered at shutdown');
+          this.#drop(delivery.events, 'undelivered at shutdown');
           return;
         }
+        this.#consecutiveFailures += 1;
         if (delivery.attempt >= this.#policy.maxAttempts) {
           this.#stats.failed += delivery.events.length;
           this.#log.warn(
             { ...context, reason: verdict.reason },
             'cloudevent delivery failed, retries exhausted',
           );
+          this.#fail(delivery.events, { kind: 'exhausted', reason: verdict.reason });
           return;
         }
+        // A dead sink is not hammered: the back-off follows the sink's failures in a row, not
+        // only this request's attempts, and the next attempt is the probe that closes it again.
         const delay = backoffDelay(
           this.#policy,
-          delivery.attempt,
+          Math.max(delivery.attempt, this.#consecutiveFailures),
           parseRetryAfter(retryAfter, Date.now()),
         );
         this.#stats.retried += delivery.events.length;

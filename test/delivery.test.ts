@@ -191,4 +191,30 @@ describe('delivery faults', () => {
     await telemetry.shutdown();
     await s.close();
   });
+
+  it('a dead sink is not hammered: back-off grows across events, and onFailed reports what was given up', async () => {
+    const s = await sink(() => undefined);
+    const url = s.url;
+    await s.close();
+    const logs = logCapture();
+    const failed: Array<{ kind: string; ids: string[] }> = [];
+    const httpSink = new HttpSink({
+      url,
+      logger: createLogger('info', logs.stream),
+      retry: { initialDelayMs: 20, maxDelayMs: 60_000, maxAttempts: 2 },
+      onFailed: (events, failure) => failed.push({ kind: failure.kind, ids: events.map((e) => e.id) }),
+    });
+    const telemetry = createCaoTelemetry({ sinks: [httpSink], otlp: false });
+    emitMessage(telemetry, 'cao-dead-1');
+    await httpSink.forceFlush();
+    emitMessage(telemetry, 'cao-dead-2');
+    await httpSink.forceFlush();
+    const delays = logs.lines().filter((l) => l.msg === 'cloudevent delivery failed, will retry').map((l) => Number(l.retryInMs));
+    assert.equal(delays.length, 2);
+    // first event, first retry: attempt 1 → 10..20 ms; second event, first retry: third failure in a row → 40..80 ms
+    assert.ok(delays[0]! <= 20, `first back-off ${delays[0]}`);
+    assert.ok(delays[1]! >= 40, `second back-off ${delays[1]} follows the sink's failures, not the event's attempts`);
+    assert.deepEqual(failed.map((f) => f.kind), ['exhausted', 'exhausted']);
+    await telemetry.shutdown();
+  });
 });
