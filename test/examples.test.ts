@@ -1,0 +1,39 @@
+/** The runnable examples work: the Slack-bridge style receiver prints the demo session as a chat transcript. */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { Writable } from 'node:stream';
+import { describe, it } from 'node:test';
+import { runDemo } from '../src/demo/demo-command.ts';
+import { waitFor } from './helpers/otlp-receiver.ts';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+describe('examples/slack-bridge-receiver.ts', () => {
+  it('renders the demo session as a transcript', async () => {
+    const port = await freePort();
+    const script = new URL('../examples/slack-bridge-receiver.ts', import.meta.url).pathname;
+    const child = spawn(process.execPath, [script, String(port)]);
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c));
+    child.stderr.on('data', (c: Buffer) => (err += c));
+    await waitFor(() => err.includes('receiver on'), 10_000, 'the example to listen');
+    const quiet = new Writable({ write: (_c, _e, cb) => cb() });
+    const summary = await runDemo({ 'callback-url': `http://127.0.0.1:${port}/` }, quiet);
+    await waitFor(() => out.trim().split('\n').length >= summary.delivered, 5_000, 'the transcript');
+    child.kill();
+    const lines = out.trim().split('\n');
+    assert.equal(lines.length, summary.delivered);
+    assert.equal(lines[0], '[cao-demo] ── cao-demo started ──');
+    assert.equal(lines.at(-1), '[cao-demo] ── cao-demo ended ──');
+    assert.ok(lines.some((l) => /code_supervisor \([0-9a-f]{8}\) → developer \([0-9a-f]{8}\) \[assign dispatched\]: Implement the CSV parser/.test(l)));
+    assert.ok(lines.some((l) => /reviewer \([0-9a-f]{8}\) → code_supervisor \([0-9a-f]{8}\) \[handoff completed\]/.test(l)));
+  });
+});
