@@ -9,6 +9,10 @@
 import { OTLPTraceExporter as GrpcExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as ProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { OTLPMetricExporter as GrpcMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
+import { OTLPMetricExporter as JsonMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
+import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
+import type { PushMetricExporter } from '@opentelemetry/sdk-metrics';
 import { ConsoleSpanExporter, type SpanExporter } from '@opentelemetry/sdk-trace';
 
 export const OTLP_PROTOCOLS = ['http/protobuf', 'http/json', 'grpc'] as const;
@@ -90,4 +94,38 @@ export function traceExportersFrom(
       break;
   }
   return exporters;
+}
+
+/**
+ * The OTLP metrics exporter, under the same rule as traces: only when an endpoint is configured
+ * (option, OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_METRICS_ENDPOINT) and not disabled
+ * (OTEL_SDK_DISABLED, OTEL_METRICS_EXPORTER=none).
+ */
+export function metricExporterFrom(
+  options: OtlpOptions | false | undefined,
+  env: Env = process.env,
+): PushMetricExporter | undefined {
+  if (options === false) return undefined;
+  if (envValue(env, 'OTEL_SDK_DISABLED')?.toLowerCase() === 'true') return undefined;
+  if (envValue(env, 'OTEL_METRICS_EXPORTER') === 'none') return undefined;
+  const configured =
+    options?.endpoint !== undefined ||
+    envValue(env, 'OTEL_EXPORTER_OTLP_ENDPOINT') !== undefined ||
+    envValue(env, 'OTEL_EXPORTER_OTLP_METRICS_ENDPOINT') !== undefined;
+  if (!configured) return undefined;
+  const protocol = protocolFrom(options || undefined, env);
+  let url: string | undefined;
+  if (options && options.endpoint) {
+    const base = new URL(options.endpoint).toString();
+    url = protocol === 'grpc' ? base : base.replace(/\/?$/, '/v1/metrics');
+  }
+  const config = url ? { url } : {};
+  switch (protocol) {
+    case 'grpc':
+      return new GrpcMetricExporter(config);
+    case 'http/json':
+      return new JsonMetricExporter(config);
+    case 'http/protobuf':
+      return new ProtoMetricExporter(config);
+  }
 }
