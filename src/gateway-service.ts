@@ -82,6 +82,8 @@ export async function startGatewayService(
     host: config.gateway.host,
     port: config.gateway.port,
     capture: (method, path) => classifier.capture(method, path),
+    // Only the few classified routes are copied; a large message (a 5 MiB task) must still classify.
+    maxCaptureBytes: 16 * 1024 * 1024,
     onRequest: (arrival) => handle(classifier.onRequest(arrival)),
     onExchange: (exchange) => handle(classifier.onExchange({ ...exchange, finishedAt: new Date() })),
     logger: log,
