@@ -1,19 +1,11 @@
 /** The runnable examples work: the Slack-bridge style receiver prints the demo session as a chat transcript. */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { runDemo } from '../src/demo/demo-command.ts';
+import { freePort } from './helpers/free-port.ts';
 import { waitFor } from './helpers/otlp-receiver.ts';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
-}
 
 describe('examples/slack-bridge-receiver.ts', () => {
   it('renders the demo session as a transcript', async () => {
