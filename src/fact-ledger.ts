@@ -4,6 +4,7 @@
  * repeats, so one CloudEvent goes out. State is bounded.
  */
 import { createHash } from 'node:crypto';
+import { BoundedMap } from './bounded-map.ts';
 import type { CaoEvent } from './events.ts';
 
 export interface FactLedgerOptions {
@@ -14,52 +15,27 @@ export interface FactLedgerOptions {
   now?: () => number;
 }
 
-class BoundedSet<K> {
-  readonly #map = new Map<K, number>();
-  readonly #limit: number;
-  constructor(limit: number) {
-    this.#limit = limit;
-  }
-  has(key: K): boolean {
-    return this.#map.has(key);
-  }
-  get(key: K): number | undefined {
-    return this.#map.get(key);
-  }
-  add(key: K, value = 0): void {
-    this.#map.delete(key);
-    this.#map.set(key, value);
-    if (this.#map.size > this.#limit) {
-      const oldest = this.#map.keys().next();
-      if (!oldest.done) this.#map.delete(oldest.value);
-    }
-  }
-  delete(key: K): void {
-    this.#map.delete(key);
-  }
-}
-
 export function messageFactKey(event: CaoEvent): string {
   const digest = createHash('sha1').update(event.message ?? '').digest('base64url');
   return [event.orchestrationType, event.phase, event.sender ?? '', event.receiver ?? '', digest].join('|');
 }
 
 export class FactLedger {
-  readonly #liveSessions: BoundedSet<string>;
-  readonly #killedSessions: BoundedSet<string>;
-  readonly #liveTerminals: BoundedSet<string>;
-  readonly #killedTerminals: BoundedSet<string>;
-  readonly #messages: BoundedSet<string>;
+  readonly #liveSessions: BoundedMap<string, number>;
+  readonly #killedSessions: BoundedMap<string, number>;
+  readonly #liveTerminals: BoundedMap<string, number>;
+  readonly #killedTerminals: BoundedMap<string, number>;
+  readonly #messages: BoundedMap<string, number>;
   readonly #windowMs: number;
   readonly #now: () => number;
 
   constructor(options: FactLedgerOptions = {}) {
     const limit = options.maxRemembered ?? 50_000;
-    this.#liveSessions = new BoundedSet(limit);
-    this.#killedSessions = new BoundedSet(limit);
-    this.#liveTerminals = new BoundedSet(limit);
-    this.#killedTerminals = new BoundedSet(limit);
-    this.#messages = new BoundedSet(limit);
+    this.#liveSessions = new BoundedMap(limit);
+    this.#killedSessions = new BoundedMap(limit);
+    this.#liveTerminals = new BoundedMap(limit);
+    this.#killedTerminals = new BoundedMap(limit);
+    this.#messages = new BoundedMap(limit);
     this.#windowMs = options.messageWindowMs ?? 30_000;
     this.#now = options.now ?? Date.now;
   }
@@ -78,7 +54,7 @@ export class FactLedger {
       case 'session_created': {
         const name = event.sessionName ?? '';
         if (this.#liveSessions.has(name)) return false;
-        this.#liveSessions.add(name);
+        this.#liveSessions.set(name, 0);
         this.#killedSessions.delete(name);
         return true;
       }
@@ -86,13 +62,13 @@ export class FactLedger {
         const name = event.sessionName ?? '';
         if (this.#killedSessions.has(name) && !this.#liveSessions.has(name)) return false;
         this.#liveSessions.delete(name);
-        this.#killedSessions.add(name);
+        this.#killedSessions.set(name, 0);
         return true;
       }
       case 'terminal_created': {
         const id = event.terminalId ?? '';
         if (this.#liveTerminals.has(id)) return false;
-        this.#liveTerminals.add(id);
+        this.#liveTerminals.set(id, 0);
         this.#killedTerminals.delete(id);
         return true;
       }
@@ -100,7 +76,7 @@ export class FactLedger {
         const id = event.terminalId ?? '';
         if (this.#killedTerminals.has(id) && !this.#liveTerminals.has(id)) return false;
         this.#liveTerminals.delete(id);
-        this.#killedTerminals.add(id);
+        this.#killedTerminals.set(id, 0);
         return true;
       }
       case 'message_sent': {
@@ -108,7 +84,7 @@ export class FactLedger {
         const now = this.#now();
         const seen = this.#messages.get(key);
         if (seen !== undefined && now - seen < this.#windowMs) return false;
-        this.#messages.add(key, now);
+        this.#messages.set(key, now);
         return true;
       }
     }

@@ -16,6 +16,7 @@ import {
   trace,
 } from '@opentelemetry/api';
 import { ATTR, SESSION_SPAN_NAME, spanEventAttributes, spanEventName } from './attributes.ts';
+import { BoundedMap } from './bounded-map.ts';
 import { type CaoEvent, CaoEventError } from './events.ts';
 
 export interface RecordedEvent {
@@ -51,24 +52,6 @@ export function parseTraceparent(traceparent: string, tracestate?: string): Span
     traceFlags: parseInt(flags, 16) & TraceFlags.SAMPLED,
     isRemote: true,
   };
-}
-
-/** A Map that forgets its oldest entries beyond a bound. */
-class BoundedMap<K, V> extends Map<K, V> {
-  readonly #limit: number;
-  constructor(limit: number) {
-    super();
-    this.#limit = limit;
-  }
-  override set(key: K, value: V): this {
-    if (this.has(key)) this.delete(key);
-    super.set(key, value);
-    if (this.size > this.#limit) {
-      const oldest = this.keys().next();
-      if (!oldest.done) this.delete(oldest.value);
-    }
-    return this;
-  }
 }
 
 function hrNow(): [number, number] {
@@ -190,7 +173,10 @@ export class Recorder {
 
   #session(sessionName: string, event: CaoEvent, time: TimeInput): SessionRecord {
     const existing = this.#sessions.get(sessionName);
-    if (existing) return existing;
+    if (existing) {
+      this.#sessions.set(sessionName, existing); // an active session stays in the young generation
+      return existing;
+    }
     const remote = event.traceparent ? parseTraceparent(event.traceparent) : undefined;
     const parent = remote ? trace.setSpanContext(ROOT_CONTEXT, remote) : ROOT_CONTEXT;
     const root = this.#tracer.startSpan(
