@@ -6,14 +6,21 @@
  * OTEL_TRACES_EXPORTER=none turn it off. The exporters themselves read the remaining
  * OTEL_EXPORTER_OTLP_* variables (headers, time-out, compression).
  */
-import { OTLPTraceExporter as GrpcExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
-import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { OTLPTraceExporter as ProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { OTLPMetricExporter as GrpcMetricExporter } from '@opentelemetry/exporter-metrics-otlp-grpc';
-import { OTLPMetricExporter as JsonMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
-import { OTLPMetricExporter as ProtoMetricExporter } from '@opentelemetry/exporter-metrics-otlp-proto';
+import { createRequire } from 'node:module';
 import type { PushMetricExporter } from '@opentelemetry/sdk-metrics';
 import { ConsoleSpanExporter, type SpanExporter } from '@opentelemetry/sdk-trace';
+
+// The exporter packages (gRPC above all) are large: load only the one the configuration names.
+const load = createRequire(import.meta.url);
+type Exporter<T> = new (config?: { url?: string; headers?: Record<string, string> }) => T;
+function traceExporterClass(protocol: OtlpProtocol): Exporter<SpanExporter> {
+  const name = { grpc: 'grpc', 'http/json': 'http', 'http/protobuf': 'proto' }[protocol];
+  return (load(`@opentelemetry/exporter-trace-otlp-${name}`) as { OTLPTraceExporter: Exporter<SpanExporter> }).OTLPTraceExporter;
+}
+function metricExporterClass(protocol: OtlpProtocol): Exporter<PushMetricExporter> {
+  const name = { grpc: 'grpc', 'http/json': 'http', 'http/protobuf': 'proto' }[protocol];
+  return (load(`@opentelemetry/exporter-metrics-otlp-${name}`) as { OTLPMetricExporter: Exporter<PushMetricExporter> }).OTLPMetricExporter;
+}
 
 export const OTLP_PROTOCOLS = ['http/protobuf', 'http/json', 'grpc'] as const;
 export type OtlpProtocol = (typeof OTLP_PROTOCOLS)[number];
@@ -82,17 +89,8 @@ export function traceExportersFrom(
       protocol === 'grpc' ? base.toString() : base.toString().replace(/\/?$/, '/v1/traces');
   }
   if (options?.headers) config.headers = options.headers;
-  switch (protocol) {
-    case 'grpc':
-      exporters.push(new GrpcExporter(config.url ? { url: config.url } : {}));
-      break;
-    case 'http/json':
-      exporters.push(new JsonExporter(config));
-      break;
-    case 'http/protobuf':
-      exporters.push(new ProtoExporter(config));
-      break;
-  }
+  const TraceExporter = traceExporterClass(protocol);
+  exporters.push(new TraceExporter(protocol === 'grpc' ? (config.url ? { url: config.url } : {}) : config));
   return exporters;
 }
 
@@ -119,13 +117,6 @@ export function metricExporterFrom(
     const base = new URL(options.endpoint).toString();
     url = protocol === 'grpc' ? base : base.replace(/\/?$/, '/v1/metrics');
   }
-  const config = url ? { url } : {};
-  switch (protocol) {
-    case 'grpc':
-      return new GrpcMetricExporter(config);
-    case 'http/json':
-      return new JsonMetricExporter(config);
-    case 'http/protobuf':
-      return new ProtoMetricExporter(config);
-  }
+  const MetricExporter = metricExporterClass(protocol);
+  return new MetricExporter(url ? { url } : {});
 }
