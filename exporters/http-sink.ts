@@ -2,14 +2,28 @@
  * One webhook sink: its own bounded queue, delivery with undici (time-out on every request),
  * retries per the retry policy, and counters. Nothing here ever throws into, or waits inside,
  * the code that emitted an event: `enqueue` only appends and wakes the pump.
+ *
+ * Optionally a transform (exporters/transforms) renders the events into the request instead of
+ * a CloudEvents content mode — it may coalesce a burst into one request, space requests out
+ * (minIntervalMs) and read the service's answer (onResponse) — and every request can carry a
+ * Standard Webhooks signature (exporters/signing.ts), computed afresh for each attempt.
  */
 import type { CloudEventV1 } from 'cloudevents';
 import type { Logger } from 'pino';
 import { Agent, request } from 'undici';
 import { type ContentMode, type EncodedRequest, encodeRequests } from './encode.ts';
+import { signatureHeaders, webhookIdOf } from './signing.ts';
+import type {
+  CaoCloudEventLike,
+  ResponseVerdict,
+  SinkTransform,
+  TransformContext,
+  TransformResponse,
+} from './transforms/types.ts';
 import {
   DEFAULT_RETRY_POLICY,
   type RetryPolicy,
+  type Verdict,
   backoffDelay,
   parseRetryAfter,
   verdictFor,
@@ -31,7 +45,17 @@ export interface HttpSinkOptions {
   headers?: Record<string, string>;
   retry?: Partial<RetryPolicy>;
   logger: Logger;
-  /** Called when the sink acknowledged a request (2xx), with the time it did. */
+  /** Renders events into the request (Slack, Discord, a user module) instead of `mode`. */
+  transform?: SinkTransform;
+  /** The `options` a transform gets, and who is who (see TransformContext). */
+  transformOptions?: Record<string, unknown>;
+  agentName?: (terminalId: string | undefined) => string | undefined;
+  /** Standard Webhooks secrets (`whsec_…`): every request then carries webhook-id/-timestamp/-signature. */
+  signingSecrets?: readonly string[];
+  /**
+   * Called when the sink acknowledged a request (2xx), with the time it did; also for events a
+   * transform skipped (nothing to send for them: they are done).
+   */
   onDelivered?: (events: readonly CloudEventV1<unknown>[], at: number) => void;
   /** Called for events given up on: rejected (4xx), retries exhausted, sink gone (410), or dropped. */
   onFailed?: (events: readonly CloudEventV1<unknown>[], failure: SinkFailure) => void;
@@ -48,6 +72,8 @@ export interface SinkStats {
   retried: number;
   failed: number;
   dropped: number;
+  /** Events a transform returned null for (nothing sent, nothing wrong). */
+  skipped: number;
   queued: number;
   inFlight: number;
   disabled: boolean;
@@ -55,9 +81,12 @@ export interface SinkStats {
 
 interface Delivery {
   events: CloudEventV1<unknown>[];
-  request: EncodedRequest;
+  /** Encoded at the first attempt (a transform renders at send time: thread ids, coalescing). */
+  request?: EncodedRequest & { url?: string };
   attempt: number;
 }
+
+const RESPONSE_BODY_LIMIT = 64 * 1024;
 
 /** A URL safe to log: no query string, no credentials. */
 export function redactUrl(url: string): string {
@@ -85,6 +114,11 @@ export class HttpSink {
   readonly #agent: Agent;
   readonly #onDelivered: HttpSinkOptions['onDelivered'];
   readonly #onFailed: HttpSinkOptions['onFailed'];
+  readonly #transform: SinkTransform | undefined;
+  readonly #context: TransformContext;
+  readonly #secrets: readonly string[];
+  /** No request starts before this (the transform's minIntervalMs after the previous one ended). */
+  #nextSendAt = 0;
   /** Failed attempts in a row across deliveries: the back-off grows with it (circuit breaker). */
   #consecutiveFailures = 0;
   /** Events not yet encoded into a request. */
@@ -99,7 +133,7 @@ export class HttpSink {
   #lastDropLog = 0;
   #dropsSinceLog = 0;
   #idleWaiters: Array<() => void> = [];
-  readonly #stats = { enqueued: 0, delivered: 0, retried: 0, failed: 0, dropped: 0 };
+  readonly #stats = { enqueued: 0, delivered: 0, retried: 0, failed: 0, dropped: 0, skipped: 0 };
 
   constructor(options: HttpSinkOptions) {
     this.url = options.url;
@@ -114,6 +148,15 @@ export class HttpSink {
     this.#log = options.logger.child({ sink: this.name });
     this.#onDelivered = options.onDelivered;
     this.#onFailed = options.onFailed;
+    this.#transform = options.transform;
+    this.#secrets = options.signingSecrets ?? [];
+    const agentName = options.agentName ?? (() => undefined);
+    this.#context = {
+      sink: this.name,
+      url: this.url,
+      options: Object.freeze({ ...(options.transformOptions ?? {}) }),
+      agentName,
+    };
     this.#agent = new Agent({
       connections: this.#concurrency,
       connectTimeout: this.#timeoutMs,
@@ -234,6 +277,11 @@ export class HttpSink {
     const retry = this.#retrying.shift();
     if (retry) return retry;
     if (this.#pending.length === 0) return undefined;
+    if (this.#transform) {
+      const { maxBatch = 1, groupBy, grouping } = this.#transform;
+      const events = takeGroup(this.#pending, maxBatch, groupBy, grouping === 'run');
+      return { events, attempt: 0 };
+    }
     const take = this.mode === 'batch' ? this.#maxBatchSize : 1;
     const events = this.#pending.splice(0, take);
     const [encoded] = encodeRequests(events, this.mode);
@@ -243,7 +291,7 @@ export class HttpSink {
 
   #pump(): void {
     if (this.#closed || this.#disabled) return;
-    const wait = this.#pausedUntil - Date.now();
+    const wait = Math.max(this.#pausedUntil, this.#nextSendAt) - Date.now();
     if (wait > 0) {
       if (!this.#wakeTimer) {
         this.#wakeTimer = setTimeout(() => {
@@ -266,38 +314,115 @@ export class HttpSink {
     }
   }
 
+  /**
+   * Renders a transform's request for a delivery. Returns false when there is nothing to send:
+   * the transform skipped the events, or failed (both counted; a failure is a WARN line).
+   */
+  async #encode(delivery: Delivery): Promise<boolean> {
+    const transform = this.#transform!;
+    const events = delivery.events as CaoCloudEventLike[];
+    let output;
+    try {
+      output = await transform.encode(events, this.#context);
+      if (output !== null && output !== undefined && (typeof output !== 'object' || !('body' in output))) {
+        throw new TypeError('encode() must return {body, headers?, url?} or null');
+      }
+    } catch (err) {
+      this.#stats.failed += events.length;
+      this.#log.warn(
+        { transform: transform.name, events: events.length, error: String((err as Error)?.message ?? err).slice(0, 200) },
+        'sink transform failed, events not delivered',
+      );
+      this.#fail(events, { kind: 'rejected', reason: `transform failed: ${String((err as Error)?.message ?? err).slice(0, 200)}` });
+      return false;
+    }
+    if (output === null || output === undefined) {
+      this.#stats.skipped += events.length;
+      this.#acknowledge(events);
+      return false;
+    }
+    const consumed = output.consumed;
+    if (consumed !== undefined && Number.isInteger(consumed) && consumed >= 1 && consumed < events.length) {
+      // What did not fit goes back to the front of the queue, in order, for the next request.
+      this.#pending.unshift(...delivery.events.splice(consumed));
+    }
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(output.headers ?? {})) headers[k.toLowerCase()] = String(v);
+    let body: string;
+    if (typeof output.body === 'string') {
+      body = output.body;
+    } else {
+      body = JSON.stringify(output.body);
+      headers['content-type'] ??= 'application/json; charset=utf-8';
+    }
+    delivery.request = { headers, body, ...(output.url ? { url: output.url } : {}) };
+    return true;
+  }
+
+  #acknowledge(events: readonly CloudEventV1<unknown>[]): void {
+    try {
+      this.#onDelivered?.(events, Date.now());
+    } catch (err) {
+      this.#log.warn({ error: (err as Error).message }, 'onDelivered callback failed');
+    }
+  }
+
   async #attempt(delivery: Delivery): Promise<void> {
+    if (!delivery.request && !(await this.#encode(delivery))) return;
+    const encoded = delivery.request!;
     delivery.attempt += 1;
     let status: number | undefined;
     let retryAfter: string | undefined;
     let error: string | undefined;
+    let answer: TransformResponse | undefined;
+    const signing =
+      this.#secrets.length > 0
+        ? signatureHeaders(webhookIdOf(delivery.events.map((e) => e.id)), encoded.body, this.#secrets)
+        : {};
     try {
-      const response = await request(this.url, {
+      const response = await request(encoded.url ?? this.url, {
         method: 'POST',
         dispatcher: this.#agent,
-        headers: { ...this.#headers, ...delivery.request.headers },
-        body: delivery.request.body,
+        headers: { ...this.#headers, ...encoded.headers, ...signing },
+        body: encoded.body,
         signal: AbortSignal.timeout(this.#timeoutMs),
       });
       status = response.statusCode;
       const header = response.headers['retry-after'];
       retryAfter = Array.isArray(header) ? header[0] : header;
-      await response.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
+      if (this.#transform?.onResponse) {
+        answer = { status, headers: flatHeaders(response.headers), body: await readLimited(response.body) };
+      } else {
+        await response.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
+      }
     } catch (err) {
       error = describeError(err);
     }
-    const verdict = verdictFor(status, error);
+    if (this.#transform?.minIntervalMs) this.#nextSendAt = Date.now() + this.#transform.minIntervalMs;
+    let verdict = verdictFor(status, error);
+    let retryAfterMs = parseRetryAfter(retryAfter, Date.now());
+    if (answer) {
+      let said: ResponseVerdict | undefined | void;
+      try {
+        said = this.#transform!.onResponse!(answer, delivery.events as CaoCloudEventLike[], this.#context);
+      } catch (err) {
+        this.#log.warn({ transform: this.#transform!.name, error: (err as Error).message }, 'sink transform onResponse failed');
+      }
+      if (said) {
+        verdict = overrideVerdict(verdict, said);
+        if (said.retryAfterMs !== undefined) retryAfterMs = said.retryAfterMs;
+        if (said.pauseMs !== undefined && said.pauseMs > 0) {
+          this.#pausedUntil = Math.max(this.#pausedUntil, Date.now() + said.pauseMs);
+        }
+      }
+    }
     const ids = delivery.events.length === 1 ? delivery.events[0]?.id : undefined;
     const context = { status, attempt: delivery.attempt, events: delivery.events.length, id: ids };
     switch (verdict.kind) {
       case 'delivered':
         this.#consecutiveFailures = 0;
         this.#stats.delivered += delivery.events.length;
-        try {
-          this.#onDelivered?.(delivery.events, Date.now());
-        } catch (err) {
-          this.#log.warn({ error: (err as Error).message }, 'onDelivered callback failed');
-        }
+        this.#acknowledge(delivery.events);
         return;
       case 'reject':
         this.#stats.failed += delivery.events.length;
@@ -307,7 +432,7 @@ export class HttpSink {
       case 'gone':
         this.#stats.failed += delivery.events.length;
         this.#disabled = true;
-        this.#log.warn({ ...context, reason: verdict.reason }, 'sink answered 410 Gone: sink disabled');
+        this.#log.warn({ ...context, reason: verdict.reason }, `sink disabled: ${verdict.reason}`);
         this.#fail(delivery.events, { kind: 'gone', reason: verdict.reason });
         this.#drop(this.#takeQueued(), 'sink disabled (HTTP 410)');
         return;
@@ -331,7 +456,7 @@ export class HttpSink {
         const delay = backoffDelay(
           this.#policy,
           Math.max(delivery.attempt, this.#consecutiveFailures),
-          parseRetryAfter(retryAfter, Date.now()),
+          retryAfterMs,
         );
         this.#stats.retried += delivery.events.length;
         this.#log.warn(
@@ -344,6 +469,73 @@ export class HttpSink {
       }
     }
   }
+}
+
+/**
+ * Takes the next request's events: up to `max`, all sharing the first one's group key, in
+ * order; with `runOnly`, only the unbroken run of them at the head of the queue.
+ */
+export function takeGroup<E extends CloudEventV1<unknown>>(
+  pending: E[],
+  max: number,
+  groupBy?: (event: CaoCloudEventLike) => string,
+  runOnly = false,
+): E[] {
+  if (!groupBy) return pending.splice(0, Math.max(1, max));
+  const key = groupBy(pending[0] as unknown as CaoCloudEventLike);
+  if (runOnly) {
+    let n = 1;
+    while (n < max && n < pending.length && groupBy(pending[n] as unknown as CaoCloudEventLike) === key) n += 1;
+    return pending.splice(0, n);
+  }
+  const taken: E[] = [];
+  let kept = 0;
+  for (let i = 0; i < pending.length; i++) {
+    const event = pending[i]!;
+    if (taken.length < max && groupBy(event as unknown as CaoCloudEventLike) === key) taken.push(event);
+    else pending[kept++] = event;
+  }
+  pending.length = kept;
+  return taken;
+}
+
+function overrideVerdict(verdict: Verdict, said: ResponseVerdict): Verdict {
+  const reason = said.reason ?? ('reason' in verdict ? verdict.reason : 'answer read by the transform');
+  switch (said.outcome) {
+    case 'delivered':
+      return { kind: 'delivered' };
+    case 'retry':
+      return { kind: 'retry', reason };
+    case 'reject':
+      return { kind: 'reject', reason };
+    case 'gone':
+      return { kind: 'gone', reason };
+    default:
+      return verdict.kind === 'delivered' ? verdict : { ...verdict, reason };
+  }
+}
+
+function flatHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(headers)) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
+  return out;
+}
+
+/** The response body as text, its first 64 KiB; the rest is discarded. */
+async function readLimited(body: AsyncIterable<Buffer | Uint8Array> & { dump(o?: { limit?: number }): Promise<void> }): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body) {
+      const buf = Buffer.from(chunk);
+      chunks.push(buf);
+      size += buf.length;
+      if (size >= RESPONSE_BODY_LIMIT) break;
+    }
+  } catch {
+    // a body cut short still tells what it told so far
+  }
+  return Buffer.concat(chunks).subarray(0, RESPONSE_BODY_LIMIT).toString('utf8');
 }
 
 function describeError(err: unknown): string {

@@ -10,6 +10,7 @@ import { OtlpConfigError } from './otlp.ts';
 import { runDemoCommand, DEMO_OPTIONS, DEMO_USAGE } from './demo/demo-command.ts';
 import { runGatewayCommand, runIngestCommand, runWatchCommand } from './commands/services.ts';
 import { RECEIVE_OPTIONS, RECEIVE_USAGE, runReceiveCommand } from './commands/receive.ts';
+import { VERIFY_OPTIONS, VERIFY_USAGE, runVerifyCommand } from './commands/verify.ts';
 
 type OptionSpec = { type: 'string' | 'boolean'; short?: string };
 
@@ -95,6 +96,12 @@ const COMMANDS: Record<string, Command> = {
     usage: () => RECEIVE_USAGE,
     options: RECEIVE_OPTIONS,
     run: runReceiveCommand,
+  },
+  verify: {
+    summary: 'Check the Standard Webhooks signature of a received request (JSON {headers, body} on stdin or --file).',
+    usage: () => VERIFY_USAGE,
+    options: VERIFY_OPTIONS,
+    run: runVerifyCommand,
   },
   demo: {
     summary: 'Run the whole pipeline against a built-in CAO simulator and print the CloudEvents timeline.',

@@ -4,11 +4,18 @@
  * where it came from. Pure except for reading the file.
  */
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { CONTENT_MODES, type ContentMode } from '../exporters/encode.ts';
 import { DEFAULT_TYPE_PREFIX } from '../exporters/transform.ts';
 import { LOG_LEVELS, type LogLevel } from './logger.ts';
 import { OTLP_PROTOCOLS, type OtlpProtocol } from './otlp.ts';
+import { ConfigError, type ParseContext } from './config-error.ts';
+import type { RedactionConfig } from './redact.ts';
+import { parseRedactionPatterns } from './redaction-config.ts';
+import { type SinkConfig, parseSinks } from './sink-config.ts';
+
+export { ConfigError };
 
 export interface Config {
   callbackUrl?: string;
@@ -23,6 +30,10 @@ export interface Config {
   gateway: { host: string; port: number; upstream: string };
   poller: { enabled: boolean; intervalMs: number; confirmations: number; token?: string };
   ingest: { host: string; port: number; token?: string; maxBodyBytes: number };
+  /** Sinks from the config file (besides the callback URL's), see src/sink-config.ts. */
+  sinks: SinkConfig[];
+  /** Secrets redacted from message content before anything leaves the process. */
+  redaction: RedactionConfig;
 }
 
 export const DEFAULT_CONFIG: Config = {
@@ -35,18 +46,18 @@ export const DEFAULT_CONFIG: Config = {
   gateway: { host: '127.0.0.1', port: 9889, upstream: 'http://127.0.0.1:9890' },
   poller: { enabled: true, intervalMs: 3_000, confirmations: 2 },
   ingest: { host: '127.0.0.1', port: 4319, maxBodyBytes: 1024 * 1024 },
+  sinks: [],
+  redaction: { enabled: true, defaults: true, patterns: [] },
 };
-
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
 
 type Kind =
   | { t: 'url' }
   | { t: 'string' }
   | { t: 'int'; min: number; max: number }
   | { t: 'bool' }
-  | { t: 'enum'; values: readonly string[] };
+  | { t: 'enum'; values: readonly string[] }
+  /** A structured value (a list of mappings), validated by its own parser; config file only. */
+  | { t: 'custom'; parse: (value: unknown, ctx: ParseContext) => unknown };
 
 const url: Kind = { t: 'url' };
 const str: Kind = { t: 'string' };
@@ -78,11 +89,23 @@ export const KEYS: Record<string, { kind: Kind; env?: string; flag?: string; hel
   'ingest.port': { kind: port, env: 'CAO_EVENTS_INGEST_PORT', flag: 'ingest-port', help: 'plugin ingest listen port' },
   'ingest.token': { kind: str, env: 'CAO_EVENTS_INGEST_TOKEN', flag: 'ingest-token', help: 'shared secret the plugin sends as a bearer token' },
   'ingest.maxBodyBytes': { kind: int(1024, 64 * 1024 * 1024), flag: 'ingest-max-body', help: 'largest accepted plugin event, bytes' },
+  sinks: { kind: { t: 'custom', parse: parseSinks }, help: 'webhook sinks with filters, transforms, signing and content policy' },
+  'redaction.enabled': { kind: bool, env: 'CAO_EVENTS_REDACT', flag: 'redact', help: 'redact secrets (AWS keys, bearer tokens, …) from message content before export' },
+  'redaction.defaults': { kind: bool, help: 'keep the built-in redaction patterns (false: only redaction.patterns)' },
+  'redaction.patterns': { kind: { t: 'custom', parse: parseRedactionPatterns }, help: 'extra redaction patterns' },
 };
 
-function coerce(key: string, kind: Kind, value: unknown, origin: string): unknown {
+function coerce(
+  key: string,
+  kind: Kind,
+  value: unknown,
+  origin: string,
+  env: Record<string, string | undefined> = {},
+): unknown {
   const where = `${key} (${origin})`;
   switch (kind.t) {
+    case 'custom':
+      return kind.parse(value, { key, origin, env, baseDir: dirname(resolve(origin)) });
     case 'url': {
       if (typeof value !== 'string' || value === '') throw new ConfigError(`${where}: must be a URL string`);
       let parsed: URL;
@@ -176,7 +199,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     const file = readConfigFile(path);
     if (file !== null && file !== undefined) {
       for (const [key, value] of flattenFile(file, path)) {
-        setPath(config, key, coerce(key, KEYS[key]!.kind, value, path));
+        setPath(config, key, coerce(key, KEYS[key]!.kind, value, path, env));
       }
     }
   }

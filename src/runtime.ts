@@ -1,5 +1,6 @@
 /**
- * The sidecar's runtime: telemetry built from the validated Config, and `record()`, the one
+ * The sidecar's runtime: telemetry built from the validated Config (the callback URL's sink, the
+ * config file's `sinks:`, redaction), and `record()`, the one
  * door through which every source (gateway, poller, plugin ingest) hands in CaoEvents. A
  * source's mistake is a WARN line, never an exception into the source.
  */
@@ -7,6 +8,8 @@ import type { SpanExporter } from '@opentelemetry/sdk-trace';
 import type { CloudEventSink } from '../exporters/cloudevents-span-exporter.ts';
 import { redactUrl } from '../exporters/http-sink.ts';
 import type { Config } from './config.ts';
+import { compileRedaction } from './redact.ts';
+import { buildSinks } from './sinks.ts';
 import type { CaoEvent } from './events.ts';
 import type { Logger } from './logger.ts';
 import type { RecordedEvent } from './recorder.ts';
@@ -31,6 +34,8 @@ export interface RuntimeExtras {
 }
 
 export function startRuntime(config: Config, logger: Logger, extras: RuntimeExtras = {}): Runtime {
+  // Throws ConfigError (a transform module that does not load) before anything starts.
+  const configured = buildSinks(config.sinks ?? [], logger, { timeoutMs: config.timeoutMs, maxQueue: config.maxQueue });
   const telemetry = createCaoTelemetry({
     callbackUrl: config.callbackUrl,
     mode: config.mode,
@@ -41,13 +46,16 @@ export function startRuntime(config: Config, logger: Logger, extras: RuntimeExtr
     dataschemaBase: config.dataschemaBase,
     otlp: config.otlp.endpoint || config.otlp.protocol ? config.otlp : undefined,
     spanExporters: extras.spanExporters,
-    sinks: extras.sinks,
+    sinks: [...configured, ...(extras.sinks ?? [])],
+    redaction: config.redaction ? compileRedaction(config.redaction) : undefined,
     logger,
     env: extras.env,
   });
+  const sinkNote = configured.length > 0 ? `sinks ${configured.map((s) => s.name).join(', ')}` : '';
   const deliveryNote = config.callbackUrl
-    ? `CloudEvents to ${redactUrl(config.callbackUrl)} (${config.mode})`
-    : 'no callback URL (set CAO_EVENT_CALLBACK_URL or --callback-url): CloudEvents delivery is off';
+    ? `CloudEvents to ${redactUrl(config.callbackUrl)} (${config.mode})${sinkNote ? `; ${sinkNote}` : ''}`
+    : sinkNote ||
+      'no callback URL (set CAO_EVENT_CALLBACK_URL or --callback-url): CloudEvents delivery is off';
   return {
     telemetry,
     logger,

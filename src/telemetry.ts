@@ -1,6 +1,7 @@
 /**
  * createCaoTelemetry: the library entry point and the heart of every cao-events process.
- * emit(event) → validate → one fact, one event (ledger) → recorder (span + span event) →
+ * emit(event) → validate → redact secrets from the message → one fact, one event (ledger) →
+ * recorder (span + span event) →
  * span processors: the CloudEvents exporter (exported as each span ends, so webhooks get events
  * in real time) and, when configured, OTLP (batched). The tracer provider is private to this
  * object: a host's own global OpenTelemetry setup is left alone.
@@ -30,6 +31,7 @@ import type { TransformOptions } from '../exporters/transform.ts';
 import { type CaoEvent, validateCaoEvent } from './events.ts';
 import { FactLedger } from './fact-ledger.ts';
 import { silentLogger } from './logger.ts';
+import { DEFAULT_REDACTION_RULES, type RedactionRule, redact } from './redact.ts';
 import { type OtlpOptions, traceExportersFrom } from './otlp.ts';
 import { type RecordedEvent, Recorder } from './recorder.ts';
 
@@ -52,6 +54,11 @@ export interface CaoTelemetryOptions extends TransformOptions {
   spanExporters?: SpanExporter[];
   /** service.name; default `cao-events`, OTEL_SERVICE_NAME overrides the default. */
   serviceName?: string;
+  /**
+   * Redaction rules applied to message content before recording, so spans and every sink see
+   * the redacted text; default the built-in rules (AWS keys, bearer tokens, …), `false` off.
+   */
+  redaction?: readonly RedactionRule[] | false;
   /** Collapse repeated reports of one fact (default true). */
   dedupe?: boolean;
   logger?: Logger;
@@ -118,6 +125,7 @@ export function createCaoTelemetry(options: CaoTelemetryOptions = {}): CaoTeleme
   const recorder = new Recorder({ tracer: provider.getTracer('cao-events') });
   const ledger = new FactLedger();
   const dedupe = options.dedupe ?? true;
+  const redaction = options.redaction ?? DEFAULT_REDACTION_RULES;
   let closed = false;
 
   return {
@@ -125,7 +133,7 @@ export function createCaoTelemetry(options: CaoTelemetryOptions = {}): CaoTeleme
     recorder,
     ledger,
     emit(input: CaoEvent): RecordedEvent | undefined {
-      const event = validateCaoEvent(input);
+      const event = redact(validateCaoEvent(input), redaction);
       if (closed) {
         log.warn({ type: event.type }, 'event emitted after shutdown, not recorded');
         return undefined;

@@ -1,0 +1,235 @@
+/**
+ * The `sinks:` section of the config file: validated into SinkConfig values, every problem a
+ * ConfigError naming the exact path (`sinks[1].filter.types[0]`). Pure: nothing is loaded or
+ * connected here (transform modules are loaded at start-up, by src/sinks.ts).
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { type ContentPolicy, FULL_CONTENT, parseContentPolicy } from '../exporters/content-policy.ts';
+import { CONTENT_MODES, type ContentMode } from '../exporters/encode.ts';
+import type { RetryPolicy } from '../exporters/retry-policy.ts';
+import { SigningSecretError, secretKey } from '../exporters/signing.ts';
+import type { SinkFilterSpec } from '../exporters/sink-filter.ts';
+import { SLACK_WEB_API_URL } from '../exporters/transforms/slack.ts';
+import { type ParseContext, expandEnv, fail, isMapping } from './config-error.ts';
+import { EVENT_TYPES, ORCHESTRATION_TYPES, PHASES } from './events.ts';
+
+export const BUILTIN_TRANSFORMS = ['slack', 'discord'] as const;
+export type BuiltinTransform = (typeof BUILTIN_TRANSFORMS)[number];
+
+export type TransformRef =
+  | { kind: 'builtin'; name: BuiltinTransform }
+  /** `spec` as written in the file; `path` resolved against the config file's directory. */
+  | { kind: 'module'; spec: string; path: string };
+
+export interface SinkConfig {
+  name: string;
+  url: string;
+  /** CloudEvents content mode (sinks without a transform). */
+  mode: ContentMode;
+  transform?: TransformRef;
+  /** Free-form options handed to the transform. */
+  options: Record<string, unknown>;
+  filter?: SinkFilterSpec;
+  headers: Record<string, string>;
+  timeoutMs?: number;
+  maxQueue?: number;
+  retry?: Partial<RetryPolicy>;
+  signing?: { secrets: string[] };
+  content: ContentPolicy;
+  /** Slack Web API mode (with `transform: slack`). */
+  slack?: { token: string; channel: string };
+}
+
+const SINK_KEYS = [
+  'name', 'url', 'mode', 'transform', 'options', 'filter', 'headers', 'timeoutMs', 'maxQueue',
+  'retry', 'signing', 'content', 'slack',
+] as const;
+const FILTER_KEYS = ['types', 'sessions', 'orchestration', 'phases'] as const;
+const RETRY_KEYS = ['maxAttempts', 'initialDelayMs', 'maxDelayMs', 'maxRetryAfterMs'] as const;
+const RESERVED_HEADERS = new Set([
+  'host', 'content-length', 'transfer-encoding', 'connection', 'webhook-id', 'webhook-timestamp', 'webhook-signature',
+]);
+
+function knownKeys(value: Record<string, unknown>, known: readonly string[], path: string, ctx: ParseContext): void {
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) fail(`${path}.${key}`, ctx, `unknown key; known keys: ${known.join(', ')}`);
+  }
+}
+
+function str(value: unknown, path: string, ctx: ParseContext): string {
+  if (typeof value !== 'string' || value.trim() === '') fail(path, ctx, 'must be a non-empty string');
+  return value;
+}
+
+function int(value: unknown, path: string, ctx: ParseContext, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    fail(path, ctx, `must be an integer from ${min} to ${max} (got ${JSON.stringify(value)})`);
+  }
+  return value;
+}
+
+function httpUrl(value: unknown, path: string, ctx: ParseContext): string {
+  const text = expandEnv(str(value, path, ctx), path, ctx);
+  let parsed: URL;
+  try {
+    parsed = new URL(text);
+  } catch {
+    // The URL itself is not echoed: webhook URLs are secrets (Slack, Discord).
+    return fail(path, ctx, 'not a valid URL');
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') fail(path, ctx, 'must be an http:// or https:// URL');
+  return text;
+}
+
+function list(value: unknown, path: string, ctx: ParseContext, allowed?: readonly string[]): string[] {
+  const items = typeof value === 'string' ? [value] : value;
+  if (!Array.isArray(items) || items.length === 0) fail(path, ctx, 'must be a non-empty list of strings');
+  return items.map((item, i) => {
+    const where = `${path}[${i}]`;
+    const text = str(item, where, ctx);
+    if (allowed && !allowed.includes(text)) {
+      fail(where, ctx, `must be one of ${allowed.join(', ')} (got ${JSON.stringify(item)})`);
+    }
+    return text;
+  });
+}
+
+function parseTransform(value: unknown, path: string, ctx: ParseContext): TransformRef {
+  const text = str(value, path, ctx).trim();
+  if ((BUILTIN_TRANSFORMS as readonly string[]).includes(text)) return { kind: 'builtin', name: text as BuiltinTransform };
+  const looksLikePath = /^(\.{1,2}\/|\/|file:)/.test(text) || /\.(mjs|js|cjs|ts|mts)$/.test(text);
+  if (!looksLikePath) {
+    fail(path, ctx, `must be ${BUILTIN_TRANSFORMS.join(' or ')}, or a module path such as ./my-transform.mjs (got ${JSON.stringify(text)})`);
+  }
+  const file = text.startsWith('file:') ? new URL(text).pathname : text;
+  return { kind: 'module', spec: text, path: isAbsolute(file) ? file : resolve(ctx.baseDir, file) };
+}
+
+function parseFilter(value: unknown, path: string, ctx: ParseContext): SinkFilterSpec {
+  if (!isMapping(value)) fail(path, ctx, 'must be a mapping (types, sessions, orchestration, phases)');
+  knownKeys(value, FILTER_KEYS, path, ctx);
+  const filter: SinkFilterSpec = {};
+  if (value.types !== undefined) filter.types = list(value.types, `${path}.types`, ctx, EVENT_TYPES);
+  if (value.sessions !== undefined) filter.sessions = list(value.sessions, `${path}.sessions`, ctx);
+  if (value.orchestration !== undefined) {
+    filter.orchestration = list(value.orchestration, `${path}.orchestration`, ctx, ORCHESTRATION_TYPES);
+  }
+  if (value.phases !== undefined) filter.phases = list(value.phases, `${path}.phases`, ctx, PHASES);
+  return filter;
+}
+
+function parseHeaders(value: unknown, path: string, ctx: ParseContext): Record<string, string> {
+  if (!isMapping(value)) fail(path, ctx, 'must be a mapping of header names to values');
+  const out: Record<string, string> = {};
+  for (const [name, raw] of Object.entries(value)) {
+    const where = `${path}.${name}`;
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) fail(where, ctx, 'not a valid HTTP header name');
+    if (RESERVED_HEADERS.has(name.toLowerCase())) fail(where, ctx, 'is set by cao-events and cannot be configured');
+    if (typeof raw !== 'string' && typeof raw !== 'number' && typeof raw !== 'boolean') {
+      fail(where, ctx, 'must be a string');
+    }
+    const text = expandEnv(String(raw), where, ctx);
+    if (/[\r\n\0]/.test(text)) fail(where, ctx, 'must not contain line breaks');
+    out[name.toLowerCase()] = text;
+  }
+  return out;
+}
+
+function parseRetry(value: unknown, path: string, ctx: ParseContext): Partial<RetryPolicy> {
+  if (!isMapping(value)) fail(path, ctx, `must be a mapping (${RETRY_KEYS.join(', ')})`);
+  knownKeys(value, RETRY_KEYS, path, ctx);
+  const retry: Partial<RetryPolicy> = {};
+  if (value.maxAttempts !== undefined) retry.maxAttempts = int(value.maxAttempts, `${path}.maxAttempts`, ctx, 1, 100);
+  if (value.initialDelayMs !== undefined) retry.initialDelayMs = int(value.initialDelayMs, `${path}.initialDelayMs`, ctx, 1, 3_600_000);
+  if (value.maxDelayMs !== undefined) retry.maxDelayMs = int(value.maxDelayMs, `${path}.maxDelayMs`, ctx, 1, 3_600_000);
+  if (value.maxRetryAfterMs !== undefined) retry.maxRetryAfterMs = int(value.maxRetryAfterMs, `${path}.maxRetryAfterMs`, ctx, 0, 86_400_000);
+  if (retry.initialDelayMs !== undefined && retry.maxDelayMs !== undefined && retry.initialDelayMs > retry.maxDelayMs) {
+    fail(`${path}.initialDelayMs`, ctx, 'must not be larger than maxDelayMs');
+  }
+  return retry;
+}
+
+function parseSigning(value: unknown, path: string, ctx: ParseContext): { secrets: string[] } {
+  if (!isMapping(value)) fail(path, ctx, 'must be a mapping with secrets: [whsec_…]');
+  knownKeys(value, ['secrets'], path, ctx);
+  const secrets = list(value.secrets, `${path}.secrets`, ctx).map((secret, i) => {
+    const where = `${path}.secrets[${i}]`;
+    const expanded = expandEnv(secret.trim(), where, ctx);
+    try {
+      secretKey(expanded);
+    } catch (err) {
+      // Never echo a secret, not even a malformed one.
+      if (err instanceof SigningSecretError) fail(where, ctx, err.message);
+      throw err;
+    }
+    return expanded;
+  });
+  return { secrets };
+}
+
+function parseSlack(value: unknown, path: string, ctx: ParseContext): { token: string; channel: string } {
+  if (!isMapping(value)) fail(path, ctx, 'must be a mapping with token and channel (Slack Web API mode)');
+  knownKeys(value, ['token', 'channel'], path, ctx);
+  if (value.token === undefined) fail(`${path}.token`, ctx, 'is required (a bot token, xoxb-…; ${SLACK_BOT_TOKEN} reads it from the environment)');
+  if (value.channel === undefined) fail(`${path}.channel`, ctx, 'is required (a channel id such as C0123456789, or #name)');
+  const token = expandEnv(str(value.token, `${path}.token`, ctx).trim(), `${path}.token`, ctx);
+  if (!/^xox[a-z]-\S+$/.test(token)) fail(`${path}.token`, ctx, 'must be a Slack token (xoxb-…)');
+  const channel = expandEnv(str(value.channel, `${path}.channel`, ctx).trim(), `${path}.channel`, ctx);
+  return { token, channel };
+}
+
+function parseSink(value: unknown, i: number, ctx: ParseContext): SinkConfig {
+  const path = `${ctx.key}[${i}]`;
+  if (!isMapping(value)) fail(path, ctx, 'must be a mapping (name, url, transform, filter, …)');
+  knownKeys(value, SINK_KEYS, path, ctx);
+  const name = value.name === undefined ? `sink-${i}` : str(value.name, `${path}.name`, ctx).trim();
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) {
+    fail(`${path}.name`, ctx, 'must be 1-64 letters, digits, dots, dashes or underscores');
+  }
+  const transform = value.transform === undefined ? undefined : parseTransform(value.transform, `${path}.transform`, ctx);
+  if (value.mode !== undefined && transform) fail(`${path}.mode`, ctx, 'is a CloudEvents content mode; a sink with a transform has none');
+  const mode = value.mode === undefined ? 'structured' : value.mode;
+  if (typeof mode !== 'string' || !(CONTENT_MODES as readonly string[]).includes(mode)) {
+    fail(`${path}.mode`, ctx, `must be one of ${CONTENT_MODES.join(', ')} (got ${JSON.stringify(value.mode)})`);
+  }
+  let slack: SinkConfig['slack'];
+  if (value.slack !== undefined) {
+    if (transform?.kind !== 'builtin' || transform.name !== 'slack') fail(`${path}.slack`, ctx, 'only goes with transform: slack');
+    slack = parseSlack(value.slack, `${path}.slack`, ctx);
+  }
+  let url: string;
+  if (value.url !== undefined) url = httpUrl(value.url, `${path}.url`, ctx);
+  else if (slack) url = SLACK_WEB_API_URL;
+  else return fail(`${path}.url`, ctx, 'is required');
+  const content = value.content === undefined ? FULL_CONTENT : parseContentPolicy(value.content);
+  if (typeof content === 'string') fail(`${path}.content`, ctx, content);
+  if (value.options !== undefined && !isMapping(value.options)) fail(`${path}.options`, ctx, 'must be a mapping');
+  const sink: SinkConfig = {
+    name,
+    url,
+    mode: mode as ContentMode,
+    options: (value.options as Record<string, unknown> | undefined) ?? {},
+    headers: value.headers === undefined ? {} : parseHeaders(value.headers, `${path}.headers`, ctx),
+    content,
+  };
+  if (transform) sink.transform = transform;
+  if (value.filter !== undefined) sink.filter = parseFilter(value.filter, `${path}.filter`, ctx);
+  if (value.timeoutMs !== undefined) sink.timeoutMs = int(value.timeoutMs, `${path}.timeoutMs`, ctx, 1, 600_000);
+  if (value.maxQueue !== undefined) sink.maxQueue = int(value.maxQueue, `${path}.maxQueue`, ctx, 1, 10_000_000);
+  if (value.retry !== undefined) sink.retry = parseRetry(value.retry, `${path}.retry`, ctx);
+  if (value.signing !== undefined) sink.signing = parseSigning(value.signing, `${path}.signing`, ctx);
+  if (slack) sink.slack = slack;
+  return sink;
+}
+
+/** Validates the `sinks` list of a config file. */
+export function parseSinks(value: unknown, ctx: ParseContext): SinkConfig[] {
+  if (!Array.isArray(value)) fail(ctx.key, ctx, 'must be a list of sinks (each a mapping with url, transform, filter, …)');
+  const sinks = value.map((v, i) => parseSink(v, i, ctx));
+  const seen = new Set<string>();
+  sinks.forEach((sink, i) => {
+    if (seen.has(sink.name)) fail(`${ctx.key}[${i}].name`, ctx, `duplicate sink name ${JSON.stringify(sink.name)}`);
+    seen.add(sink.name);
+  });
+  return sinks;
+}

@@ -1,0 +1,142 @@
+/**
+ * Builds the configured sinks at start-up: for each `sinks:` entry an HttpSink (with its
+ * transform, signing, time-out, retry policy) behind a PolicySink (filter, content policy).
+ * User transform modules are loaded here, once, synchronously (Node's require() of ES modules),
+ * so a module that is missing, throws while loading, uses top-level await or exports no
+ * transform stops start-up with a ConfigError naming the sink and the module path.
+ */
+import { createRequire } from 'node:module';
+import type { Logger } from 'pino';
+import { HttpSink } from '../exporters/http-sink.ts';
+import { PolicySink } from '../exporters/policy-sink.ts';
+import { compileFilter } from '../exporters/sink-filter.ts';
+import { TerminalDirectory } from '../exporters/transforms/directory.ts';
+import { createDiscordTransform } from '../exporters/transforms/discord.ts';
+import { createSlackTransform } from '../exporters/transforms/slack.ts';
+import type { EventTransformFunction, SinkTransform } from '../exporters/transforms/types.ts';
+import { ConfigError } from './config-error.ts';
+import type { SinkConfig, TransformRef } from './sink-config.ts';
+
+const require = createRequire(import.meta.url);
+
+function isTransform(value: unknown): value is SinkTransform {
+  return value !== null && typeof value === 'object' && typeof (value as SinkTransform).encode === 'function';
+}
+
+/** The transform with a name (user objects may have none; logs use it). Keeps prototype methods. */
+function named(t: SinkTransform, label: string): SinkTransform {
+  if (typeof t.name === 'string' && t.name !== '') return t;
+  return {
+    name: label,
+    encode: t.encode.bind(t),
+    ...(t.maxBatch !== undefined ? { maxBatch: t.maxBatch } : {}),
+    ...(t.minIntervalMs !== undefined ? { minIntervalMs: t.minIntervalMs } : {}),
+    ...(t.groupBy ? { groupBy: t.groupBy.bind(t) } : {}),
+    ...(t.grouping ? { grouping: t.grouping } : {}),
+    ...(t.onResponse ? { onResponse: t.onResponse.bind(t) } : {}),
+  };
+}
+
+function fromFunction(fn: EventTransformFunction, name: string): SinkTransform {
+  return { name, maxBatch: 1, encode: (events, context) => fn(events[0]!, context) };
+}
+
+/**
+ * The transform a user module provides, in the first of these forms it has:
+ * `export function createTransform(options, {sink})` returning a SinkTransform (a factory, called
+ * once per sink); `export default function (event, context)` (one event in, one request or null
+ * out); `export default {encode, …}` (a SinkTransform object); or the same as a named export
+ * `transform`.
+ */
+export function transformFromModule(
+  mod: Record<string, unknown>,
+  label: string,
+  options: Record<string, unknown>,
+  sink: string,
+): SinkTransform | undefined {
+  if (typeof mod.createTransform === 'function') {
+    const made = (mod.createTransform as (o: unknown, c: unknown) => unknown)(options, { sink });
+    if (typeof made === 'function') return fromFunction(made as EventTransformFunction, label);
+    if (isTransform(made)) return named(made, label);
+    throw new Error('createTransform() returned neither a function nor an object with encode()');
+  }
+  for (const candidate of [mod.default, mod.transform]) {
+    if (typeof candidate === 'function') return fromFunction(candidate as EventTransformFunction, label);
+    if (isTransform(candidate)) return named(candidate, label);
+  }
+  return undefined;
+}
+
+function loadModuleTransform(ref: Extract<TransformRef, { kind: 'module' }>, sink: SinkConfig, index: number): SinkTransform {
+  const where = `sinks[${index}] (${sink.name}): transform module ${ref.spec} (${ref.path})`;
+  let mod: Record<string, unknown>;
+  try {
+    mod = require(ref.path) as Record<string, unknown>;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const reason =
+      e.code === 'MODULE_NOT_FOUND' || e.code === 'ERR_MODULE_NOT_FOUND'
+        ? 'not found'
+        : e.code === 'ERR_REQUIRE_ASYNC_MODULE'
+          ? 'uses top-level await, which a transform module cannot (do async work inside the transform)'
+          : `failed to load: ${e.name}: ${e.message.split('\n')[0]}`;
+    throw new ConfigError(`${where}: ${reason}`);
+  }
+  let transform: SinkTransform | undefined;
+  try {
+    transform = transformFromModule(mod, ref.spec, sink.options, sink.name);
+  } catch (err) {
+    throw new ConfigError(`${where}: ${(err as Error).message}`);
+  }
+  if (!transform) {
+    throw new ConfigError(
+      `${where}: exports no transform; export default function (event, context) { return { body, headers } or null }`,
+    );
+  }
+  return transform;
+}
+
+export function resolveTransform(sink: SinkConfig, index: number): SinkTransform | undefined {
+  const ref = sink.transform;
+  if (!ref) return undefined;
+  if (ref.kind === 'module') return loadModuleTransform(ref, sink, index);
+  switch (ref.name) {
+    case 'slack':
+      return createSlackTransform(sink.slack ?? {});
+    case 'discord':
+      return createDiscordTransform();
+  }
+}
+
+export interface SinkDefaults {
+  timeoutMs: number;
+  maxQueue: number;
+}
+
+/** The sinks of a configuration, ready to hand to createCaoTelemetry. Throws ConfigError. */
+export function buildSinks(specs: readonly SinkConfig[], logger: Logger, defaults: SinkDefaults): PolicySink[] {
+  const transforms = specs.map((spec, i) => resolveTransform(spec, i)); // all load before any sink starts
+  return specs.map((spec, i) => {
+    const directory = new TerminalDirectory();
+    const inner = new HttpSink({
+      url: spec.url,
+      name: spec.name,
+      mode: spec.mode,
+      timeoutMs: spec.timeoutMs ?? defaults.timeoutMs,
+      maxQueue: spec.maxQueue ?? defaults.maxQueue,
+      headers: spec.headers,
+      retry: spec.retry,
+      logger,
+      transform: transforms[i],
+      transformOptions: spec.options,
+      agentName: (id) => directory.agentName(id),
+      signingSecrets: spec.signing?.secrets,
+    });
+    return new PolicySink({
+      inner,
+      filter: compileFilter(spec.filter),
+      content: spec.content,
+      observe: (event) => directory.learn(event),
+    });
+  });
+}

@@ -1,0 +1,135 @@
+/**
+ * The `discord` transform against a local Discord fake (test/helpers/discord-fake.ts: the real
+ * Discord is unreachable from here): each agent posts under its own name, mentions never ping,
+ * Discord's size limits hold, the rate-limit bucket is respected and a 429's JSON retry_after
+ * is honoured.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import type { PolicySink } from '../exporters/policy-sink.ts';
+import { loadConfig } from '../src/config.ts';
+import type { CaoEvent } from '../src/events.ts';
+import { createLogger } from '../src/logger.ts';
+import { type Runtime, startRuntime } from '../src/runtime.ts';
+import { startDiscordFake } from './helpers/discord-fake.ts';
+import { logCapture } from './helpers/log-capture.ts';
+import { waitFor } from './helpers/otlp-receiver.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'cao-events-discord-'));
+const SUP = 'a1b2c3d4';
+const DEV = 'e5f6a7b8';
+
+function start(url: string, extra = '', logs = logCapture()): Runtime {
+  const path = join(dir, `discord-${Math.random().toString(36).slice(2)}.yaml`);
+  writeFileSync(path, `sinks:\n  - name: discord\n    url: ${url}\n    transform: discord\n${extra}`);
+  return startRuntime(loadConfig({ configPath: path }), createLogger('info', logs.stream), { env: {} });
+}
+
+const sinkOf = (runtime: Runtime) => runtime.telemetry.sinks[0] as PolicySink;
+
+function team(name: string): CaoEvent[] {
+  return [
+    { type: 'session_created', sessionName: name },
+    { type: 'terminal_created', sessionName: name, terminalId: SUP, agentName: 'code_supervisor', provider: 'kiro_cli' },
+    { type: 'terminal_created', sessionName: name, terminalId: DEV, agentName: 'developer', provider: 'claude_code' },
+  ];
+}
+
+function say(name: string, text: string, from = SUP, to = DEV): CaoEvent {
+  return { type: 'message_sent', sessionName: name, sender: from, receiver: to, orchestrationType: 'send_message', phase: 'delivered', message: text, source: 'poller' };
+}
+
+describe('discord', () => {
+  it('posts under the sending agent\'s name, one embed per event, and agent text never pings anyone', async () => {
+    const discord = await startDiscordFake();
+    const runtime = start(discord.webhookUrl);
+    for (const e of team('cao-discord')) runtime.record(e);
+    runtime.record(say('cao-discord', '@everyone look: <@123456789> and @here, **done**'));
+    runtime.record(say('cao-discord', 'thanks', DEV, SUP));
+    await runtime.telemetry.forceFlush();
+    assert.deepEqual(discord.refused, []);
+    assert.deepEqual(discord.messages.map((m) => m.username), ['cao-events', 'code_supervisor', 'developer', 'code_supervisor', 'developer']);
+    assert.ok(discord.messages.every((m) => JSON.stringify(m.allowed_mentions) === '{"parse":[]}'), 'allowed_mentions: {parse: []} on every message');
+    assert.deepEqual(discord.pings, [], 'nothing pinged');
+    const said = discord.messages[3]!.embeds[0]!;
+    assert.equal(said.title, `→ developer (${DEV}) · send_message (delivered)`);
+    assert.equal(said.description, '@everyone look: <@123456789> and @here, **done**', 'the text is kept as written');
+    assert.equal(said.footer?.text, 'session cao-discord · observed by poller');
+    assert.match(String(said.timestamp), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    assert.equal(discord.messages[1]!.embeds[0]!.title, `terminal ${SUP} (code_supervisor, kiro_cli) joined`);
+    await runtime.close();
+    await discord.close();
+  });
+
+  it('keeps within Discord\'s limits: descriptions ≤ 4096, ≤ 10 embeds and ≤ 6000 characters a message, usernames Discord accepts', async () => {
+    const discord = await startDiscordFake({ bucketLimit: 50 });
+    const runtime = start(discord.webhookUrl);
+    runtime.record({ type: 'session_created', sessionName: 'cao-limits' });
+    runtime.record({ type: 'terminal_created', sessionName: 'cao-limits', terminalId: SUP, agentName: 'Discord helper for clyde '.repeat(5) });
+    runtime.record(say('cao-limits', 'x'.repeat(10_000)));
+    for (let i = 1; i <= 14; i++) runtime.record(say('cao-limits', `${'y'.repeat(900)} #${i}`));
+    await runtime.telemetry.forceFlush();
+    await waitFor(() => sinkOf(runtime).stats.delivered === 17, 10_000, 'all delivered');
+    assert.deepEqual(discord.refused, [], 'the fake found no limit broken');
+    const description = discord.messages.flatMap((m) => m.embeds).find((e) => e.description?.startsWith('xxx'))!.description!;
+    assert.ok(description.length <= 4096);
+    assert.match(description, /… \[\d+ more characters\]$/);
+    for (const m of discord.messages) {
+      assert.ok(m.embeds.length <= 10);
+      const total = m.embeds.reduce((n, e) => n + (e.title?.length ?? 0) + (e.description?.length ?? 0) + (e.footer?.text?.length ?? 0), 0);
+      assert.ok(total <= 6000, `embeds total ${total}`);
+      assert.ok(m.username!.length >= 1 && m.username!.length <= 80);
+      assert.doesNotMatch(m.username!, /discord|clyde/i);
+    }
+    const numbered = discord.messages.flatMap((m) => m.embeds).map((e) => /#(\d+)$/.exec(e.description ?? '')?.[1]).filter(Boolean).map(Number);
+    assert.deepEqual(numbered, Array.from({ length: 14 }, (_, i) => i + 1), 'all 14, in order');
+    assert.ok(discord.messages.some((m) => m.embeds.length > 1), 'events of one speaker travel together');
+    await runtime.close();
+    await discord.close();
+  });
+
+  it('respects the rate-limit bucket: 12 messages to a 5-per-2-s webhook, paused on X-RateLimit-Remaining: 0, no 429', async () => {
+    const discord = await startDiscordFake({ bucketLimit: 5, bucketWindowMs: 2000 });
+    const runtime = start(discord.webhookUrl, '    filter: { types: [message_sent] }\n');
+    // a different speaker each time, so nothing coalesces: twelve requests
+    for (let i = 0; i < 12; i++) runtime.record(say('cao-bucket', `hello ${i}`, `${String(i).padStart(2, '0')}aaaaaa`, SUP));
+    await runtime.telemetry.forceFlush();
+    await waitFor(() => sinkOf(runtime).stats.delivered === 12, 20_000, 'all delivered');
+    assert.equal(discord.messages.length, 12);
+    assert.equal(discord.rateLimited, 0);
+    await runtime.close();
+    await discord.close();
+  });
+
+  it('honours a 429\'s JSON retry_after (seconds) when there is no Retry-After header', async () => {
+    const discord = await startDiscordFake({ retryAfterHeader: false });
+    const logs = logCapture();
+    const runtime = start(discord.webhookUrl, '    retry: { initialDelayMs: 10, maxDelayMs: 20 }\n', logs);
+    discord.forceRateLimit(1, 1.5);
+    runtime.record(say('cao-429', 'after the wait'));
+    await runtime.telemetry.forceFlush();
+    await waitFor(() => discord.messages.length === 1, 10_000, 'the retried message');
+    assert.equal(discord.rateLimited, 1);
+    const retry = logs.lines().find((l) => l.msg === 'cloudevent delivery failed, will retry');
+    assert.equal(retry?.reason, 'HTTP 429');
+    assert.ok(Number(retry?.retryInMs) >= 1500, `waited retry_after, not the 10-20 ms back-off (${retry?.retryInMs})`);
+    await runtime.close();
+    await discord.close();
+  });
+
+  it('a deleted webhook (404, code 10015) disables the sink', async () => {
+    const discord = await startDiscordFake();
+    const logs = logCapture();
+    const runtime = start(`${discord.url}/api/webhooks/1/deleted-token`, '', logs);
+    runtime.record(say('cao-gone', 'hello'));
+    await runtime.telemetry.forceFlush();
+    assert.equal(sinkOf(runtime).stats.disabled, true);
+    assert.ok(logs.lines().some((l) => l.msg === 'sink disabled: HTTP 404 (Discord code 10015)'));
+    assert.ok(!logs.text().includes('deleted-token'), 'the webhook token is never logged');
+    await runtime.close();
+    await discord.close();
+  });
+});
