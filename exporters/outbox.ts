@@ -16,7 +16,7 @@ import { CloudEvent, type CloudEventV1 } from 'cloudevents';
 import type { Logger } from 'pino';
 import type { CloudEventSink } from './cloudevents-span-exporter.ts';
 import { toPlainObject } from './encode.ts';
-import type { SinkFailure } from './http-sink.ts';
+import type { SinkFailure, SinkStats } from './http-sink.ts';
 
 export const OUTBOX_FILE = 'outbox.jsonl';
 export const DEAD_LETTER_FILE = 'dead-letter.jsonl';
@@ -193,6 +193,12 @@ export class DurableSink implements CloudEventSink {
     this.name = this.inner.name;
     const recovered = outbox.recovered();
     if (recovered.length > 0) this.inner.enqueue(recovered);
+  }
+
+  /** The inner sink's counters (events refused by a full outbox count as dropped). */
+  get stats(): SinkStats | undefined {
+    const inner = (this.inner as { stats?: SinkStats }).stats;
+    return inner && { ...inner, dropped: inner.dropped + this.outbox.size.refused };
   }
 
   enqueue(events: readonly CloudEventV1<unknown>[]): void {

@@ -10,6 +10,7 @@ import { OtlpConfigError } from './otlp.ts';
 import { runDemoCommand, DEMO_OPTIONS, DEMO_USAGE } from './demo/demo-command.ts';
 import { runGatewayCommand, runIngestCommand, runWatchCommand } from './commands/services.ts';
 import { RECEIVE_OPTIONS, RECEIVE_USAGE, runReceiveCommand } from './commands/receive.ts';
+import { REPLAY_OPTIONS, REPLAY_USAGE, runReplayCommand } from './commands/replay.ts';
 import { VERIFY_OPTIONS, VERIFY_USAGE, runVerifyCommand } from './commands/verify.ts';
 
 type OptionSpec = { type: 'string' | 'boolean'; short?: string };
@@ -96,6 +97,12 @@ const COMMANDS: Record<string, Command> = {
     usage: () => RECEIVE_USAGE,
     options: RECEIVE_OPTIONS,
     run: runReceiveCommand,
+  },
+  replay: {
+    summary: 'Re-send dead letters (or pending outbox events) with their original ids.',
+    usage: () => REPLAY_USAGE,
+    options: REPLAY_OPTIONS,
+    run: runReplayCommand,
   },
   verify: {
     summary: 'Check the Standard Webhooks signature of a received request (JSON {headers, body} on stdin or --file).',

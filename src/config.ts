@@ -30,6 +30,8 @@ export interface Config {
   gateway: { host: string; port: number; upstream: string };
   poller: { enabled: boolean; intervalMs: number; confirmations: number; token?: string };
   ingest: { host: string; port: number; token?: string; maxBodyBytes: number };
+  /** Durable outbox: on when `dir` is set. */
+  outbox: { dir?: string; maxBytes: number };
   /** Sinks from the config file (besides the callback URL's), see src/sink-config.ts. */
   sinks: SinkConfig[];
   /** Secrets redacted from message content before anything leaves the process. */
@@ -46,6 +48,7 @@ export const DEFAULT_CONFIG: Config = {
   gateway: { host: '127.0.0.1', port: 9889, upstream: 'http://127.0.0.1:9890' },
   poller: { enabled: true, intervalMs: 3_000, confirmations: 2 },
   ingest: { host: '127.0.0.1', port: 4319, maxBodyBytes: 1024 * 1024 },
+  outbox: { maxBytes: 64 * 1024 * 1024 },
   sinks: [],
   redaction: { enabled: true, defaults: true, patterns: [] },
 };
@@ -90,6 +93,8 @@ export const KEYS: Record<string, { kind: Kind; env?: string; flag?: string; hel
   'ingest.token': { kind: str, env: 'CAO_EVENTS_INGEST_TOKEN', flag: 'ingest-token', help: 'shared secret the plugin sends as a bearer token' },
   'ingest.maxBodyBytes': { kind: int(1024, 64 * 1024 * 1024), flag: 'ingest-max-body', help: 'largest accepted plugin event, bytes' },
   sinks: { kind: { t: 'custom', parse: parseSinks }, help: 'webhook sinks with filters, transforms, signing and content policy' },
+  'outbox.dir': { kind: str, env: 'CAO_EVENTS_OUTBOX_DIR', flag: 'outbox-dir', help: 'durable outbox directory: events survive a restart, failures go to a dead-letter file (unset: no outbox)' },
+  'outbox.maxBytes': { kind: int(1024, 64 * 1024 * 1024 * 1024), flag: 'outbox-max-bytes', help: 'bytes of pending events kept on disk per sink at most' },
   'redaction.enabled': { kind: bool, env: 'CAO_EVENTS_REDACT', flag: 'redact', help: 'redact secrets (AWS keys, bearer tokens, …) from message content before export' },
   'redaction.defaults': { kind: bool, help: 'keep the built-in redaction patterns (false: only redaction.patterns)' },
   'redaction.patterns': { kind: { t: 'custom', parse: parseRedactionPatterns }, help: 'extra redaction patterns' },

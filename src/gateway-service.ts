@@ -111,6 +111,7 @@ export async function startGatewayService(
       maxBodyBytes: config.ingest.maxBodyBytes,
       onEvent: (event) => handle([event]),
       logger: log,
+      metrics: runtime.metrics,
     });
   }
 

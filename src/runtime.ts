@@ -8,6 +8,7 @@ import type { SpanExporter } from '@opentelemetry/sdk-trace';
 import type { CloudEventSink } from '../exporters/cloudevents-span-exporter.ts';
 import { redactUrl } from '../exporters/http-sink.ts';
 import type { Config } from './config.ts';
+import { CaoMetrics } from './metrics.ts';
 import { compileRedaction } from './redact.ts';
 import { buildSinks } from './sinks.ts';
 import type { CaoEvent } from './events.ts';
@@ -17,6 +18,8 @@ import { type CaoTelemetry, createCaoTelemetry } from './telemetry.ts';
 
 export interface Runtime {
   telemetry: CaoTelemetry;
+  /** Self-observability (undefined when turned off). */
+  metrics?: CaoMetrics;
   logger: Logger;
   /** Records an event from a source; returns what was recorded, or undefined (duplicate or invalid). */
   record(event: CaoEvent): RecordedEvent | undefined;
@@ -31,11 +34,19 @@ export interface RuntimeExtras {
   sinks?: CloudEventSink[];
   /** OTLP endpoint override (the demo's --otlp-endpoint). */
   env?: Record<string, string | undefined>;
+  /** false: no metrics. */
+  metrics?: false;
+}
+
+function otlpOptions(config: Config): Config['otlp'] | undefined {
+  return config.otlp.endpoint || config.otlp.protocol ? config.otlp : undefined;
 }
 
 export function startRuntime(config: Config, logger: Logger, extras: RuntimeExtras = {}): Runtime {
   // Throws ConfigError (a transform module that does not load) before anything starts.
-  const configured = buildSinks(config.sinks ?? [], logger, { timeoutMs: config.timeoutMs, maxQueue: config.maxQueue });
+  const outbox = config.outbox.dir ? { dir: config.outbox.dir, maxBytes: config.outbox.maxBytes } : undefined;
+  const metrics = extras.metrics === false ? undefined : new CaoMetrics({ otlp: otlpOptions(config), env: extras.env });
+  const configured = buildSinks(config.sinks ?? [], logger, { timeoutMs: config.timeoutMs, maxQueue: config.maxQueue, outbox, metrics });
   const telemetry = createCaoTelemetry({
     callbackUrl: config.callbackUrl,
     mode: config.mode,
@@ -44,7 +55,9 @@ export function startRuntime(config: Config, logger: Logger, extras: RuntimeExtr
     source: config.source ?? `http://${config.gateway.host}:${config.gateway.port}`,
     typePrefix: config.typePrefix,
     dataschemaBase: config.dataschemaBase,
-    otlp: config.otlp.endpoint || config.otlp.protocol ? config.otlp : undefined,
+    otlp: otlpOptions(config),
+    outbox,
+    metrics,
     spanExporters: extras.spanExporters,
     sinks: [...configured, ...(extras.sinks ?? [])],
     redaction: config.redaction ? compileRedaction(config.redaction) : undefined,
@@ -58,6 +71,7 @@ export function startRuntime(config: Config, logger: Logger, extras: RuntimeExtr
       'no callback URL (set CAO_EVENT_CALLBACK_URL or --callback-url): CloudEvents delivery is off';
   return {
     telemetry,
+    metrics,
     logger,
     deliveryNote,
     record(event: CaoEvent): RecordedEvent | undefined {
@@ -68,6 +82,9 @@ export function startRuntime(config: Config, logger: Logger, extras: RuntimeExtr
         return undefined;
       }
     },
-    close: () => telemetry.shutdown(),
+    close: async () => {
+      await telemetry.shutdown();
+      await metrics?.shutdown();
+    },
   };
 }

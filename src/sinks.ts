@@ -7,7 +7,8 @@
  */
 import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
-import { HttpSink } from '../exporters/http-sink.ts';
+import type { CaoMetrics } from './metrics.ts';
+import { createDeliverySink } from './sink-factory.ts';
 import { PolicySink } from '../exporters/policy-sink.ts';
 import { compileFilter } from '../exporters/sink-filter.ts';
 import { TerminalDirectory } from '../exporters/transforms/directory.ts';
@@ -111,6 +112,8 @@ export function resolveTransform(sink: SinkConfig, index: number): SinkTransform
 export interface SinkDefaults {
   timeoutMs: number;
   maxQueue: number;
+  outbox?: { dir: string; maxBytes?: number };
+  metrics?: CaoMetrics;
 }
 
 /** The sinks of a configuration, ready to hand to createCaoTelemetry. Throws ConfigError. */
@@ -118,7 +121,7 @@ export function buildSinks(specs: readonly SinkConfig[], logger: Logger, default
   const transforms = specs.map((spec, i) => resolveTransform(spec, i)); // all load before any sink starts
   return specs.map((spec, i) => {
     const directory = new TerminalDirectory();
-    const inner = new HttpSink({
+    const inner = createDeliverySink({
       url: spec.url,
       name: spec.name,
       mode: spec.mode,
@@ -131,7 +134,7 @@ export function buildSinks(specs: readonly SinkConfig[], logger: Logger, default
       transformOptions: spec.options,
       agentName: (id) => directory.agentName(id),
       signingSecrets: spec.signing?.secrets,
-    });
+    }, { outbox: defaults.outbox, metrics: defaults.metrics, logger });
     return new PolicySink({
       inner,
       filter: compileFilter(spec.filter),

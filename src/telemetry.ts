@@ -25,14 +25,15 @@ import {
   CloudEventsSpanExporter,
 } from '../exporters/cloudevents-span-exporter.ts';
 import type { ContentMode } from '../exporters/encode.ts';
-import { HttpSink } from '../exporters/http-sink.ts';
 import type { RetryPolicy } from '../exporters/retry-policy.ts';
 import type { TransformOptions } from '../exporters/transform.ts';
 import { type CaoEvent, validateCaoEvent } from './events.ts';
 import { FactLedger } from './fact-ledger.ts';
 import { silentLogger } from './logger.ts';
 import { DEFAULT_REDACTION_RULES, type RedactionRule, redact } from './redact.ts';
+import type { CaoMetrics } from './metrics.ts';
 import { type OtlpOptions, traceExportersFrom } from './otlp.ts';
+import { createDeliverySink } from './sink-factory.ts';
 import { type RecordedEvent, Recorder } from './recorder.ts';
 
 export const DEFAULT_SERVICE_NAME = 'cao-events';
@@ -46,6 +47,10 @@ export interface CaoTelemetryOptions extends TransformOptions {
   timeoutMs?: number;
   retry?: Partial<RetryPolicy>;
   maxQueue?: number;
+  /** A durable outbox for the callback URL's sink (events survive a restart; dead letters kept). */
+  outbox?: { dir: string; maxBytes?: number };
+  /** Where to count events and deliveries (see metrics.ts). */
+  metrics?: CaoMetrics;
   /** Extra sinks (any object implementing CloudEventSink). */
   sinks?: CloudEventSink[];
   /** OTLP export; `false` turns it off whatever the environment says. */
@@ -85,14 +90,17 @@ export function createCaoTelemetry(options: CaoTelemetryOptions = {}): CaoTeleme
   const sinks: CloudEventSink[] = [...(options.sinks ?? [])];
   if (options.callbackUrl) {
     sinks.push(
-      new HttpSink({
-        url: options.callbackUrl,
-        mode: options.mode,
-        timeoutMs: options.timeoutMs,
-        retry: options.retry,
-        maxQueue: options.maxQueue,
-        logger: log,
-      }),
+      createDeliverySink(
+        {
+          url: options.callbackUrl,
+          mode: options.mode,
+          timeoutMs: options.timeoutMs,
+          retry: options.retry,
+          maxQueue: options.maxQueue,
+          logger: log,
+        },
+        { outbox: options.outbox, metrics: options.metrics, logger: log },
+      ),
     );
   }
   const processors: SpanProcessor[] = [];
@@ -133,13 +141,25 @@ export function createCaoTelemetry(options: CaoTelemetryOptions = {}): CaoTeleme
     recorder,
     ledger,
     emit(input: CaoEvent): RecordedEvent | undefined {
-      const event = redact(validateCaoEvent(input), redaction);
+      let event: CaoEvent;
+      try {
+        event = redact(validateCaoEvent(input), redaction);
+      } catch (err) {
+        options.metrics?.event(String(input?.type), String(input?.source ?? 'api'), 'invalid');
+        throw err;
+      }
       if (closed) {
         log.warn({ type: event.type }, 'event emitted after shutdown, not recorded');
         return undefined;
       }
-      if (dedupe && !ledger.admit(event)) return undefined;
-      return recorder.record(event);
+      const source = event.source ?? 'api';
+      if (dedupe && !ledger.admit(event)) {
+        options.metrics?.event(event.type, source, 'duplicate');
+        return undefined;
+      }
+      const recorded = recorder.record(event);
+      options.metrics?.event(event.type, source, 'recorded');
+      return recorded;
     },
     async forceFlush(): Promise<void> {
       await provider.forceFlush();

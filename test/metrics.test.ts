@@ -62,3 +62,32 @@ describe('metrics', () => {
     server.close();
   });
 });
+
+describe('metrics on the sidecar', () => {
+  it('the gateway serves /metrics and /healthz on its ingest port, counting gateway events and deliveries', async () => {
+    const { loadConfig } = await import('../src/config.ts');
+    const { startRuntime } = await import('../src/runtime.ts');
+    const { startGatewayService } = await import('../src/gateway-service.ts');
+    const { startCaoSimulator } = await import('../src/demo/cao-simulator.ts');
+    const sim = await startCaoSimulator({ version: 'head' });
+    const receiver = await startReceiver();
+    const config = loadConfig({ flags: { 'callback-url': receiver.url, upstream: sim.url, port: '0', 'ingest-port': '0', poll: false } });
+    const runtime = startRuntime(config, createLogger('silent'));
+    const gateway = await startGatewayService(config, runtime);
+    const launch = await request(new URL('/sessions?agent_profile=developer&working_directory=/tmp', gateway.url), { method: 'POST' });
+    await launch.body.dump();
+    await gateway.settled();
+    await runtime.telemetry.forceFlush();
+    const base = gateway.ingestUrl!.replace('/v1/cao/events', '');
+    const text = await (await request(`${base}/metrics`)).body.text();
+    assert.match(text, /cao_events_events_total\{type="session_created",source="gateway",outcome="recorded"\} 1/);
+    assert.match(text, /cao_events_deliveries_total\{sink="[^"]+",outcome="delivered"\} 2/);
+    const health = await request(`${base}/healthz`);
+    assert.equal(health.statusCode, 200);
+    assert.equal(((await health.body.json()) as { ok: boolean }).ok, true);
+    await gateway.close();
+    await runtime.close();
+    await receiver.close();
+    await sim.close();
+  });
+});

@@ -84,6 +84,7 @@ export function runIngestCommand(config: Config, logger: Logger): Promise<number
       maxBodyBytes: config.ingest.maxBodyBytes,
       onEvent: (event) => runtime.record(event),
       logger,
+      metrics: runtime.metrics,
     });
     return {
       line: { ingest: ingest.url },

@@ -114,6 +114,7 @@ export async function runDemo(values: Record<string, string | boolean | undefine
   const runtime = startRuntime({ ...config, callbackUrl: undefined }, logger, {
     spanExporters: traceFile ? [new OtlpJsonFileExporter(traceFile)] : [],
     sinks: [sink],
+    metrics: false,
   });
   const gateway = await startGatewayService(
     { ...config, ingest: { ...DEFAULT_CONFIG.ingest, port: 0 } },

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { CaoEvent } from '../events.ts';
 import { silentLogger } from '../logger.ts';
+import type { CaoMetrics } from '../metrics.ts';
 import { pluginEventToCaoEvent } from './plugin-event.ts';
 
 export const INGEST_PATH = '/v1/cao/events';
@@ -20,6 +21,8 @@ export interface IngestServerOptions {
   maxBodyBytes?: number;
   onEvent: (event: CaoEvent) => void;
   logger?: Logger;
+  /** Serves GET /metrics (Prometheus text) and a richer GET /healthz. */
+  metrics?: CaoMetrics;
 }
 
 export interface IngestServer {
@@ -44,7 +47,11 @@ export async function startIngestServer(options: IngestServerOptions): Promise<I
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     };
     const path = (req.url ?? '/').split('?')[0];
-    if (req.method === 'GET' && path === '/healthz') return reply(200, { ok: true });
+    if (req.method === 'GET' && path === '/healthz') {
+      const health = options.metrics?.health() ?? { ok: true };
+      return reply(health.ok ? 200 : 503, health);
+    }
+    if (req.method === 'GET' && path === '/metrics' && options.metrics) return options.metrics.handle(req, res);
     if (path !== INGEST_PATH) return reply(404, { error: `not found; POST plugin events to ${INGEST_PATH}` });
     if (req.method !== 'POST') return reply(405, { error: 'use POST' });
     if (!authorized(req, options.token)) {
