@@ -84,6 +84,21 @@ export class Recorder {
   }
 
   /**
+   * Learns from a repeated report of a terminal what the first report lacked (agent, provider,
+   * session), so later events of that terminal carry it: the richer record wins from then on.
+   */
+  learn(event: CaoEvent): void {
+    if (!event.terminalId) return;
+    const known = this.#terminals.get(event.terminalId);
+    if (!known) return;
+    this.#terminals.set(event.terminalId, {
+      ...known,
+      agentName: known.agentName ?? event.agentName,
+      provider: known.provider ?? event.provider,
+    });
+  }
+
+  /**
    * Records a validated event. Throws CaoEventError when the event cannot be placed in a
    * session (no session name and no terminal the recorder knows).
    */

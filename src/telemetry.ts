@@ -154,6 +154,7 @@ export function createCaoTelemetry(options: CaoTelemetryOptions = {}): CaoTeleme
       }
       const source = event.source ?? 'api';
       if (dedupe && !ledger.admit(event)) {
+        recorder.learn(event);
         options.metrics?.event(event.type, source, 'duplicate');
         return undefined;
       }

@@ -217,4 +217,45 @@ describe('delivery faults', () => {
     assert.deepEqual(failed.map((f) => f.kind), ['exhausted', 'exhausted']);
     await telemetry.shutdown();
   });
+
+  it('a sink that closes the connection mid-response: retried, then delivered once it answers', async () => {
+    const s = await sink((n, _req, res) => {
+      if (n === 1) {
+        res.writeHead(200, { 'content-length': '100' });
+        res.write('{"partial":');
+        setTimeout(() => res.socket?.destroy(), 10);
+      } else {
+        res.writeHead(204).end();
+      }
+    });
+    const { logs, telemetry } = setup(s.url);
+    emitMessage(telemetry, 'cao-midway');
+    await telemetry.forceFlush();
+    // A 2xx status is the sink's acknowledgement even when its body is cut short: the event counts
+    // as delivered (not sent twice), and the broken body neither throws nor stalls the sink.
+    const stats = (telemetry.sinks[0] as unknown as { stats: { delivered: number; failed: number } }).stats;
+    assert.equal(stats.delivered, 1);
+    assert.equal(stats.failed, 0);
+    emitMessage(telemetry, 'cao-midway-2');
+    await telemetry.forceFlush();
+    assert.equal((telemetry.sinks[0] as unknown as { stats: { delivered: number } }).stats.delivered, 2, 'the sink keeps working');
+    assertNoSecretsLogged(logs.text());
+    await telemetry.shutdown();
+    await s.close();
+  });
+
+  it('a sink that closes the connection before any answer: retried with the same id', async () => {
+    const s = await sink((n, req, res) => {
+      if (n === 1) req.socket.destroy();
+      else res.writeHead(202).end();
+    });
+    const { telemetry } = setup(s.url);
+    emitMessage(telemetry, 'cao-closed');
+    await telemetry.forceFlush();
+    assert.equal(s.hits.length, 2);
+    assert.equal(s.hits[0]!.id, s.hits[1]!.id);
+    assert.equal((telemetry.sinks[0] as unknown as { stats: { delivered: number } }).stats.delivered, 1);
+    await telemetry.shutdown();
+    await s.close();
+  });
 });

@@ -133,9 +133,14 @@ describe('validation', () => {
     assert.equal(telemetry.emit({ type: 'session_created', sessionName: 'cao-dup', source: 'poller' }), undefined);
     assert.ok(telemetry.emit({ type: 'terminal_created', sessionName: 'cao-dup', terminalId: '11111111', source: 'poller' }));
     assert.equal(telemetry.emit({ type: 'terminal_created', sessionName: 'cao-dup', terminalId: '11111111', source: 'plugin' }), undefined);
+    // the plugin's richer duplicate (agent and provider) is learnt: the terminal's later events carry them
+    assert.equal(telemetry.emit({ type: 'terminal_created', sessionName: 'cao-dup', terminalId: '11111111', agentName: 'developer', provider: 'q_cli', source: 'plugin' }), undefined);
+    assert.ok(telemetry.emit({ type: 'terminal_killed', terminalId: '11111111', source: 'poller' }));
     await telemetry.forceFlush();
-    assert.equal(receiver.received.length, 2);
+    assert.equal(receiver.received.length, 3);
     assert.equal((receiver.received[0]!.event.data as CaoEventData).observed_by, 'gateway');
+    assert.equal((receiver.received[2]!.event.data as CaoEventData).agent_name, 'developer');
+    assert.equal((receiver.received[2]!.event.data as CaoEventData).provider, 'q_cli');
     await telemetry.shutdown();
     await receiver.close();
   });
