@@ -16,8 +16,9 @@
  *   -Bucket; beyond it 429 with JSON `{message, retry_after (seconds, float), global}` (and a
  *   Retry-After header unless `retryAfterHeader: false`).
  */
-import { type IncomingMessage, createServer } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readBody } from './read-body.ts';
 
 export interface DiscordEmbedJson {
   title?: string;
@@ -57,15 +58,6 @@ export interface DiscordFake {
 }
 
 const WEBHOOK_PATH = '/api/webhooks/112233445566778899/fake-webhook-token';
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
 
 const tooLong = (max: number) => ({ _errors: [{ code: 'BASE_TYPE_MAX_LENGTH', message: `Must be ${max} or fewer in length.` }] });
 

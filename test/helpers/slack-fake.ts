@@ -19,6 +19,7 @@
  */
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readBody } from './read-body.ts';
 
 export interface SlackBlockJson {
   type: string;
@@ -67,15 +68,6 @@ export interface SlackFake {
 }
 
 const WEBHOOK_PATH = '/services/T0CAOEVTS/B0FAKEHOOK/fakeWebhookSecret0123';
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}
 
 /** Block Kit validation, as far as these tests need it: the error code, or undefined when valid. */
 function blocksError(blocks: unknown): string | undefined {
