@@ -44,7 +44,7 @@ function logLines(text: string): Array<Record<string, unknown>> {
 }
 
 describe('cao-events command line', () => {
-  for (const command of ['gateway', 'watch', 'ingest', 'receive', 'demo']) {
+  for (const command of ['gateway', 'watch', 'ingest', 'receive', 'demo', 'replay', 'verify']) {
     it(`${command} --help prints its usage and exits 0`, async () => {
       const { code, stdout } = await runToEnd([command, '--help']);
       assert.equal(code, 0);
@@ -74,6 +74,12 @@ describe('cao-events command line', () => {
     const badFlag = await runToEnd(['gateway', '--colour', 'blue']);
     assert.equal(badFlag.code, 2);
     assert.match(badFlag.stderr, /Unknown option '--colour'/);
+    const noOutbox = await runToEnd(['replay', '--dead-letter', '--callback-url', 'http://127.0.0.1:9/']);
+    assert.equal(noOutbox.code, 2);
+    assert.match(noOutbox.stderr, /outbox\.dir: replay needs --outbox-dir/);
+    const badSince = await runToEnd(['replay', '--outbox-dir', '/tmp', '--since', 'last tuesday', '--callback-url', 'http://127.0.0.1:9/']);
+    assert.equal(badSince.code, 2);
+    assert.match(badSince.stderr, /since \(flag --since\): not a time/);
     const badFile = await runToEnd(['watch', '--config', '/nonexistent/cao.yaml']);
     assert.equal(badFile.code, 2);
     assert.match(badFile.stderr, /cao\.yaml: cannot be read/);
