@@ -15,6 +15,10 @@ export interface FactLedgerOptions {
   now?: () => number;
 }
 
+function routeKey(event: CaoEvent): string {
+  return [event.orchestrationType, event.phase, event.sender ?? '', event.receiver ?? ''].join('|');
+}
+
 export function messageFactKey(event: CaoEvent): string {
   const digest = createHash('sha1').update(event.message ?? '').digest('base64url');
   return [event.orchestrationType, event.phase, event.sender ?? '', event.receiver ?? '', digest].join('|');
@@ -80,11 +84,21 @@ export class FactLedger {
         return true;
       }
       case 'message_sent': {
-        const key = messageFactKey(event);
+        // A report without content (the poller seeing a deferred task delivered) is the same fact
+        // as a report with content on the same route and phase within the window, either way round.
         const now = this.#now();
-        const seen = this.#messages.get(key);
-        if (seen !== undefined && now - seen < this.#windowMs) return false;
+        const recent = (key: string): boolean => {
+          const seen = this.#messages.get(key);
+          return seen !== undefined && now - seen < this.#windowMs;
+        };
+        const key = messageFactKey(event);
+        const route = `route|${routeKey(event)}`;
+        const contentless = `bare|${routeKey(event)}`;
+        if (recent(key)) return false;
+        if (event.message === undefined ? recent(route) : recent(contentless)) return false;
         this.#messages.set(key, now);
+        this.#messages.set(route, now);
+        if (event.message === undefined) this.#messages.set(contentless, now);
         return true;
       }
     }

@@ -35,3 +35,21 @@ describe('FactLedger at its bound', () => {
     assert.equal(ledger.admit(msg(19_999)), false, 'a recent repeat is still refused');
   });
 });
+
+describe('FactLedger: one message fact across sources', () => {
+  const base = { type: 'message_sent' as const, sessionName: 's', sender: 'a1b2c3d4', receiver: 'e5f6a7b8', orchestrationType: 'assign' as const, phase: 'delivered' as const };
+  it('a report without content and one with content on the same route and phase are one fact, either order', () => {
+    const first = new FactLedger();
+    assert.equal(first.admit({ ...base, message: 'Implement the parser' }), true);
+    assert.equal(first.admit(base), false, 'the poller (no content) after the plugin');
+    const second = new FactLedger();
+    assert.equal(second.admit(base), true);
+    assert.equal(second.admit({ ...base, message: 'Implement the parser' }), false, 'the plugin after the poller');
+  });
+  it('two different messages on one route are two facts', () => {
+    const ledger = new FactLedger();
+    assert.equal(ledger.admit({ ...base, message: 'one' }), true);
+    assert.equal(ledger.admit({ ...base, message: 'two' }), true);
+    assert.equal(ledger.admit({ ...base, phase: 'dispatched', message: 'one' }), true, 'another phase is another fact');
+  });
+});

@@ -74,6 +74,8 @@ interface TerminalRow {
   id: string;
   agentName?: string;
   provider?: string;
+  /** HEAD only. */
+  status?: string;
 }
 interface InboxRow {
   id: string;
@@ -109,7 +111,8 @@ export function parseSessionDetail(v: unknown): TerminalRow[] | undefined {
     if (!isObject(t) || str(t.id) === undefined || !optStr(t.agent_profile) || !optStr(t.provider)) return undefined;
     const agentName = str(t.agent_profile);
     const provider = str(t.provider);
-    rows.push({ id: str(t.id)!, ...(agentName ? { agentName } : {}), ...(provider ? { provider } : {}) });
+    const status = str(t.status);
+    rows.push({ id: str(t.id)!, ...(agentName ? { agentName } : {}), ...(provider ? { provider } : {}), ...(status ? { status } : {}) });
   }
   return rows;
 }
@@ -163,6 +166,8 @@ interface TerminalState {
   delivered: RecentIds;
   /** Pending rows seen while the delivered list is saturated. */
   pending: Map<string, InboxRow>;
+  /** First seen in status `unknown` (HEAD deferred init): its task has not been delivered yet. */
+  awaitingTask: boolean;
 }
 
 interface SessionState {
@@ -296,6 +301,9 @@ export function createPoller(opts: PollerOptions): Poller {
 
   // ---- one cycle ----
 
+  /** Terminals whose deferred task was delivered in this cycle. */
+  const taskDelivered: Array<{ s: SessionState; t: TerminalState }> = [];
+
   async function cycle(): Promise<void> {
     const listing = await get('/sessions', 'GET /sessions');
     if (listing.kind !== 'ok') return;
@@ -341,6 +349,19 @@ export function createPoller(opts: PollerOptions): Poller {
       reconcileTerminals(s, rows);
     });
 
+    // HEAD's deferred assign: the server delivered the task when the worker left `unknown`.
+    const delivered = taskDelivered.splice(0);
+    const callers = await mapLimit(delivered, CONCURRENCY, ({ t }) => get(`/terminals/${seg(t.id)}`, 'GET /terminals/{id}', true));
+    delivered.forEach(({ s, t }, i) => {
+      const obs = callers[i]!;
+      const caller = obs.kind === 'ok' && isObject(obs.value) ? str(obs.value.caller_id) : undefined;
+      if (!caller) return; // no caller: a plain launch, not an assign
+      emit({
+        type: 'message_sent', orchestrationType: 'assign', phase: 'delivered',
+        sessionName: s.name, ...(s.id ? { sessionId: s.id } : {}), sender: caller, receiver: t.id,
+      });
+    });
+
     const terminals = [...sessions.values()].flatMap((s) => [...s.terminals.values()].map((t) => ({ s, t })));
     const inboxes = await mapLimit(terminals, CONCURRENCY, ({ t }) => fetchInbox(t));
     terminals.forEach(({ s, t }, i) => {
@@ -373,11 +394,15 @@ export function createPoller(opts: PollerOptions): Poller {
         known.missing = 0;
         known.agentName ??= row.agentName;
         known.provider ??= row.provider;
+        if (known.awaitingTask && row.status !== undefined && row.status !== 'unknown') {
+          known.awaitingTask = false;
+          taskDelivered.push({ s, t: known });
+        }
         continue;
       }
       const t: TerminalState = {
         id: row.id, missing: 0, baseline: s.preexisting && !s.detailSeen, primed: false,
-        delivered: new RecentIds(inboxLimit * 4), pending: new Map(),
+        delivered: new RecentIds(inboxLimit * 4), pending: new Map(), awaitingTask: row.status === 'unknown',
         ...(row.agentName ? { agentName: row.agentName } : {}),
         ...(row.provider ? { provider: row.provider } : {}),
       };
