@@ -29,7 +29,9 @@ function fact(d: CaoEventData): string {
 }
 
 async function drive(version: CaoVersion) {
-  const simulator = await startCaoSimulator({ version, deliveryDelayMs: 100, runStepDurationMs: 600 });
+  // The deferred task is delivered well after the poller (every 100 ms) has first seen the worker
+  // `unknown`, so that the poller's report of the delivery does not depend on scheduling luck.
+  const simulator = await startCaoSimulator({ version, deliveryDelayMs: 100, deferredInitDelayMs: 700, runStepDurationMs: 600 });
   const receiver = await startReceiver();
   const logs = logCapture();
   const config = loadConfig({
@@ -37,14 +39,17 @@ async function drive(version: CaoVersion) {
   });
   const runtime = startRuntime(config, createLogger('debug', logs.stream));
   const gateway = await startGatewayService(config, runtime, { ingest: false });
-  const ids = await runScenario(gateway.url, version, simulator, 250);
-  await waitFor(() => receiver.received.length >= (version === 'head' ? 20 : 18), 15_000, 'all CloudEvents');
-  await new Promise((r) => setTimeout(r, 500)); // a few more poller cycles: nothing more may arrive
-  await gateway.close();
-  await runtime.close();
-  await receiver.close();
-  await simulator.close();
-  return { ids, events: receiver.received.map((r) => r.event), logs: logs.text() };
+  try {
+    const ids = await runScenario(gateway.url, version, simulator, 250);
+    await waitFor(() => receiver.received.length >= (version === 'head' ? 20 : 18), 15_000, 'all CloudEvents');
+    await new Promise((r) => setTimeout(r, 500)); // a few more poller cycles: nothing more may arrive
+    return { ids, events: receiver.received.map((r) => r.event), logs: logs.text() };
+  } finally {
+    await gateway.close();
+    await runtime.close();
+    await receiver.close();
+    await simulator.close();
+  }
 }
 
 for (const version of ['head', '2.0.0'] as const) {

@@ -28,6 +28,8 @@ export interface CaoSimulatorOptions {
   token?: string;
   /** Inbox pending -> delivered, deferred-init delivery, and how long an agent "works". */
   deliveryDelayMs?: number;
+  /** How long a deferred-init (HEAD) terminal stays `unknown` before its task is sent; default deliveryDelayMs. */
+  deferredInitDelayMs?: number;
   /** How long a run-step worker lives before the response. */
   runStepDurationMs?: number;
   runStepOutcome?: 'completed' | 'timeout' | 'error';
@@ -167,6 +169,7 @@ export async function startCaoSimulator(opts: CaoSimulatorOptions = {}): Promise
   const version: CaoVersion = opts.version ?? 'head';
   const head = version === 'head';
   const delay = opts.deliveryDelayMs ?? 300;
+  const initDelay = opts.deferredInitDelayMs ?? delay;
   const runStepMs = opts.runStepDurationMs ?? 300;
   const outcome = opts.runStepOutcome ?? 'completed';
 
@@ -258,7 +261,7 @@ export async function startCaoSimulator(opts: CaoSimulatorOptions = {}): Promise
   function deferInit(t: SimTerminal, message: string | undefined, sender: string | null, type: string | null): void {
     t.status = 'unknown';
     t.shell_command = null;
-    after(delay, () => {
+    after(initDelay, () => {
       if (!alive(t)) return;
       if (message === undefined) {
         t.status = 'idle';

@@ -80,7 +80,7 @@ export async function runDemo(values: Record<string, string | boolean | undefine
     throw new ConfigError(`--mode must be one of ${CONTENT_MODES.join(', ')} (got ${JSON.stringify(mode)})`);
   }
   const logger = createLogger(((values['log-level'] as string | undefined) ?? 'warn') as 'warn');
-  const simulator = await startCaoSimulator({ version, deliveryDelayMs: 200, runStepDurationMs: 900 });
+  const simulator = await startCaoSimulator({ version, deliveryDelayMs: 200, deferredInitDelayMs: 600, runStepDurationMs: 900 });
   const receiver = values['callback-url'] ? undefined : await startReceiver();
   const callbackUrl = (values['callback-url'] as string | undefined) ?? receiver!.url;
 
