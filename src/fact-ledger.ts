@@ -15,6 +15,24 @@ export interface FactLedgerOptions {
   now?: () => number;
 }
 
+type Facts = BoundedMap<string, number>;
+
+/** A creation is new unless the thing is live already. */
+function created(live: Facts, gone: Facts, key: string): boolean {
+  if (live.has(key)) return false;
+  live.set(key, 0);
+  gone.delete(key);
+  return true;
+}
+
+/** A kill is new unless the thing is known gone (and not live again). */
+function killed(live: Facts, gone: Facts, key: string): boolean {
+  if (gone.has(key) && !live.has(key)) return false;
+  live.delete(key);
+  gone.set(key, 0);
+  return true;
+}
+
 function routeKey(event: CaoEvent): string {
   return [event.orchestrationType, event.phase, event.sender ?? '', event.receiver ?? ''].join('|');
 }
@@ -55,34 +73,14 @@ export class FactLedger {
   /** True when the event reports a fact not reported before (and records it). */
   admit(event: CaoEvent): boolean {
     switch (event.type) {
-      case 'session_created': {
-        const name = event.sessionName ?? '';
-        if (this.#liveSessions.has(name)) return false;
-        this.#liveSessions.set(name, 0);
-        this.#killedSessions.delete(name);
-        return true;
-      }
-      case 'session_killed': {
-        const name = event.sessionName ?? '';
-        if (this.#killedSessions.has(name) && !this.#liveSessions.has(name)) return false;
-        this.#liveSessions.delete(name);
-        this.#killedSessions.set(name, 0);
-        return true;
-      }
-      case 'terminal_created': {
-        const id = event.terminalId ?? '';
-        if (this.#liveTerminals.has(id)) return false;
-        this.#liveTerminals.set(id, 0);
-        this.#killedTerminals.delete(id);
-        return true;
-      }
-      case 'terminal_killed': {
-        const id = event.terminalId ?? '';
-        if (this.#killedTerminals.has(id) && !this.#liveTerminals.has(id)) return false;
-        this.#liveTerminals.delete(id);
-        this.#killedTerminals.set(id, 0);
-        return true;
-      }
+      case 'session_created':
+        return created(this.#liveSessions, this.#killedSessions, event.sessionName ?? '');
+      case 'session_killed':
+        return killed(this.#liveSessions, this.#killedSessions, event.sessionName ?? '');
+      case 'terminal_created':
+        return created(this.#liveTerminals, this.#killedTerminals, event.terminalId ?? '');
+      case 'terminal_killed':
+        return killed(this.#liveTerminals, this.#killedTerminals, event.terminalId ?? '');
       case 'message_sent': {
         // A report without content (the poller seeing a deferred task delivered) is the same fact
         // as a report with content on the same route and phase within the window, either way round.

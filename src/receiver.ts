@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { CloudEventV1 } from 'cloudevents';
 import type { ContentMode } from '../exporters/encode.ts';
 import { decodeRequest } from '../exporters/decode.ts';
+import { BodyTooLarge, readBody } from './read-body.ts';
 
 export interface ReceivedEvent {
   event: CloudEventV1<unknown>;
@@ -31,26 +32,6 @@ export interface Receiver {
   port: number;
   readonly received: ReceivedEvent[];
   close(): Promise<void>;
-}
-
-class BodyTooLarge extends Error {}
-
-function readBody(req: IncomingMessage, limit: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        reject(new BodyTooLarge());
-        req.resume();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
 }
 
 export async function startReceiver(options: ReceiverOptions = {}): Promise<Receiver> {

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { CaoEvent } from '../events.ts';
 import { silentLogger } from '../logger.ts';
 import type { CaoMetrics } from '../metrics.ts';
+import { BodyTooLarge, readBody } from '../read-body.ts';
 import { pluginEventToCaoEvent } from './plugin-event.ts';
 
 export const INGEST_PATH = '/v1/cao/events';
@@ -58,25 +59,10 @@ export async function startIngestServer(options: IngestServerOptions): Promise<I
       log.warn({ path }, 'ingest request with a missing or wrong token refused');
       return reply(401, { error: 'missing or wrong bearer token' });
     }
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > limit) {
-      reply(413, { error: `event larger than ${limit} bytes` });
-      req.resume();
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooLarge = false;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) tooLarge = true;
-      else chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (tooLarge) return reply(413, { error: `event larger than ${limit} bytes` });
+    readBody(req, limit).then((body) => {
       let parsed: unknown;
       try {
-        parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        parsed = JSON.parse(body);
       } catch {
         return reply(400, { error: 'body is not valid JSON' });
       }
@@ -96,8 +82,10 @@ export async function startIngestServer(options: IngestServerOptions): Promise<I
       }
       for (const event of events) options.onEvent(event);
       reply(202, { accepted: events.length });
+    }, (err) => {
+      if (err instanceof BodyTooLarge) reply(413, { error: `event larger than ${limit} bytes` });
+      else res.destroy();
     });
-    req.on('error', () => res.destroy());
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
