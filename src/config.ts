@@ -7,7 +7,6 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { CONTENT_MODES, type ContentMode } from '../exporters/encode.ts';
-import { DEFAULT_TYPE_PREFIX } from '../exporters/transform.ts';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from './log-level.ts';
 import { OTLP_PROTOCOLS, type OtlpProtocol } from './otlp.ts';
 import { ConfigError, type ParseContext } from './config-error.ts';
@@ -23,7 +22,8 @@ export interface Config {
   timeoutMs: number;
   maxQueue: number;
   source?: string;
-  typePrefix: string;
+  /** CloudEvents type prefix; unset: the exporter's default (io.github.awslabs.cao), so reading the configuration loads no CloudEvents code. */
+  typePrefix?: string;
   dataschemaBase?: string;
   logLevel: LogLevel;
   /** `auto`: human-readable on a terminal, JSON lines otherwise. */
@@ -49,7 +49,6 @@ export const DEFAULT_CONFIG: Config = {
   mode: 'structured',
   timeoutMs: 5_000,
   maxQueue: 10_000,
-  typePrefix: DEFAULT_TYPE_PREFIX,
   logLevel: 'info',
   logFormat: 'auto',
   otlp: {},
@@ -90,7 +89,7 @@ export const KEYS: Record<string, { kind: Kind; env?: string | readonly string[]
   timeoutMs: { kind: int(1, 600_000), env: 'CAO_EVENTS_TIMEOUT_MS', flag: 'timeout-ms', help: 'time-out of each callback request, ms' },
   maxQueue: { kind: int(1, 10_000_000), env: 'CAO_EVENTS_MAX_QUEUE', flag: 'max-queue', help: 'events queued per sink at most' },
   source: { kind: str, env: 'CAO_EVENTS_SOURCE', flag: 'source', help: 'CloudEvents source: the observed CAO server base URL' },
-  typePrefix: { kind: str, env: 'CAO_EVENTS_TYPE_PREFIX', flag: 'type-prefix', help: 'CloudEvents type prefix' },
+  typePrefix: { kind: str, env: 'CAO_EVENTS_TYPE_PREFIX', flag: 'type-prefix', help: 'CloudEvents type prefix (default io.github.awslabs.cao)' },
   dataschemaBase: { kind: url, flag: 'dataschema-base', help: 'base URL of the data JSON Schemas (sets dataschema)' },
   logLevel: { kind: oneOf(LOG_LEVELS, true), env: ['CAO_EVENTS_LOG_LEVEL', 'LOG_LEVEL'], flag: 'log-level', help: `log level: ${LOG_LEVELS.join(', ')}` },
   logFormat: { kind: oneOf(LOG_FORMATS), env: 'CAO_EVENTS_LOG_FORMAT', flag: 'log-format', help: 'log format: auto (readable on a terminal, else JSON lines), json or pretty' },

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
@@ -96,6 +96,17 @@ describe('the published package', () => {
     const r = spawnSync(process.execPath, [bin, '--version'], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout, `${PKG.version}\n`);
+  });
+
+  it('the bin and src/cli.ts are committed executable (npm ci would chmod them and leave the tree modified)', (t) => {
+    const files = [PKG.bin['cao-events']!, 'src/cli.ts'];
+    for (const file of files) assert.ok((statSync(join(ROOT, file)).mode & 0o111) !== 0, `${file} is executable on disk`);
+    const git = spawnSync('git', ['ls-files', '-s', ...files], { cwd: ROOT, encoding: 'utf8' });
+    if (git.status !== 0 || git.stdout.trim() === '') {
+      t.skip('not a git checkout');
+      return;
+    }
+    for (const line of git.stdout.trim().split('\n')) assert.match(line, /^100755 /, line);
   });
 
   it('bin/cao-events.cjs on an old Node: one sentence naming the versions, exit code 1', (t) => {
