@@ -324,6 +324,11 @@ export async function runStartupFootprint(options: StartupFootprintOptions = {})
       ...libraries.map((l, i) => `| ${l.label} | ${MB(l.rss)} | ${i === 0 ? '' : MB(l.rss - libraries[i - 1]!.rss)} |`),
       `| the running, idle gateway (above) | ${MB(idleGateway)} | ${MB(idleGateway - libraries.at(-1)!.rss)} |`,
       '',
+      `The libraries the design requires (pino, undici, CloudEvents, the OpenTelemetry trace and metrics SDKs), imported and nothing else, already take ` +
+        `${MB(libraries.at(-2)!.rss)} MB, ${fmt(libraries.at(-2)!.rss / libraries[0]!.rss, 2)}× the bare Node, before cao-events runs any code; ` +
+        `the rest is cao-events' own modules with the Node built-ins they load (HTTP server, TLS, HTTP/2, zlib, worker threads) and V8's young generation, ` +
+        `grown during start-up and kept while idle (the --max-semi-space-size row).`,
+      '',
       '**Install** (`npm install -g --prefix <tmp> <tarball>`)',
       '',
       '| package | tarball (kB) | installed (MB) | packages added | @opentelemetry (MB) | extra @opentelemetry copies |',
