@@ -42,8 +42,8 @@ interface Install {
   diskBytes: number;
   otelBytes: number;
   /** Package names installed in more than one copy, with their copies. */
-  duplicates: Record<string, number>;
-  otelDuplicates: number;
+  repeated: Record<string, number>;
+  otelExtraCopies: number;
 }
 
 function du(path: string): number {
@@ -84,7 +84,7 @@ function packAndInstall(label: string, sourceDir: string, work: string): Install
   const added = Number(/added (\d+) packages?/.exec(out)?.[1] ?? Number.NaN);
   const packageDir = join(prefix, 'lib', 'node_modules', 'cao-events');
   const copies = packageCopies(packageDir);
-  const duplicates = Object.fromEntries([...copies].filter(([, n]) => n > 1).sort((a, b) => b[1] - a[1]));
+  const repeated = Object.fromEntries([...copies].filter(([, n]) => n > 1).sort((a, b) => b[1] - a[1]));
   return {
     label,
     tarball,
@@ -95,8 +95,8 @@ function packAndInstall(label: string, sourceDir: string, work: string): Install
     added,
     diskBytes: du(packageDir),
     otelBytes: existsSync(join(packageDir, 'node_modules', '@opentelemetry')) ? du(join(packageDir, 'node_modules', '@opentelemetry')) : 0,
-    duplicates,
-    otelDuplicates: Object.entries(duplicates).filter(([n]) => n.startsWith('@opentelemetry/')).reduce((a, [, n]) => a + n - 1, 0),
+    repeated,
+    otelExtraCopies: Object.entries(repeated).filter(([n]) => n.startsWith('@opentelemetry/')).reduce((a, [, n]) => a + n - 1, 0),
   };
 }
 
@@ -282,8 +282,8 @@ export async function runStartupFootprint(options: StartupFootprintOptions = {})
       },
       {
         goal: 'one copy of each @opentelemetry package in a fresh install',
-        met: after.otelDuplicates === 0,
-        why: `${after.otelDuplicates} extra @opentelemetry copies${before ? ` (before: ${before.otelDuplicates})` : ''}`,
+        met: after.otelExtraCopies === 0,
+        why: `${after.otelExtraCopies} extra @opentelemetry copies${before ? ` (before: ${before.otelExtraCopies})` : ''}`,
       },
     ];
     if (before) {
@@ -296,7 +296,7 @@ export async function runStartupFootprint(options: StartupFootprintOptions = {})
 
     const installs = before ? [before, after] : [after];
     const dupList = (i: Install) => {
-      const entries = Object.entries(i.duplicates);
+      const entries = Object.entries(i.repeated);
       return entries.length === 0 ? 'none' : entries.slice(0, 6).map(([n, c]) => `${n} ×${c}`).join(', ') + (entries.length > 6 ? `, … (${entries.length} names)` : '');
     };
     const body = [
@@ -333,7 +333,7 @@ export async function runStartupFootprint(options: StartupFootprintOptions = {})
       '',
       '| package | tarball (kB) | installed (MB) | packages added | @opentelemetry (MB) | extra @opentelemetry copies |',
       '|---|---:|---:|---:|---:|---:|',
-      ...installs.map((i) => `| ${i.label} | ${fmt(i.tarballBytes / 1024, 0)} | ${MB(i.diskBytes)} | ${i.added} | ${MB(i.otelBytes)} | ${i.otelDuplicates} |`),
+      ...installs.map((i) => `| ${i.label} | ${fmt(i.tarballBytes / 1024, 0)} | ${MB(i.diskBytes)} | ${i.added} | ${MB(i.otelBytes)} | ${i.otelExtraCopies} |`),
       '',
       ...installs.map((i) => `Packages in more than one copy, ${i.label}: ${dupList(i)}.`),
       before ? '' : `The baseline ref ${BASELINE_REF} was not available: no before figures.`,

@@ -1,5 +1,5 @@
 /**
- * Gateway classification: which CAO HTTP exchanges are events (see /work/shared/cao-api.md).
+ * Gateway classification: which CAO HTTP exchanges are events (CAO's routes and answers per version, as read from CAO's source).
  *
  * One rule table maps (method, path pattern) to a handler. Handlers are thin: the per-route logic
  * lives in pure exported functions (exchange in, CaoEvents out); the ExchangeClassifier keeps only
