@@ -87,6 +87,7 @@ export async function startGatewayService(
     onRequest: (arrival) => handle(classifier.onRequest(arrival)),
     onExchange: (exchange) => handle(classifier.onExchange({ ...exchange, finishedAt: new Date() })),
     logger: log,
+    clientHeadersTimeoutMs: config.gateway.headersTimeoutMs,
   });
 
   let poller: Poller | undefined;
@@ -109,9 +110,14 @@ export async function startGatewayService(
       port: config.ingest.port,
       token: config.ingest.token,
       maxBodyBytes: config.ingest.maxBodyBytes,
+      allowedHosts: config.ingest.allowedHosts,
+      allowedOrigins: config.ingest.allowedOrigins,
       onEvent: (event) => handle([event]),
       logger: log,
       metrics: runtime.metrics,
+    }).catch(async (err: unknown) => {
+      await Promise.all([poller?.stop(), proxy.close(), lookupAgent.close()]); // nothing half-started stays open
+      throw err;
     });
   }
 

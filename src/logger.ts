@@ -1,20 +1,48 @@
 /**
  * Structured logging with pino. Logs go to stderr so that stdout stays free for command output
- * (the receiver's event lines, the demo's timeline). Message bodies and query strings are never
- * logged at info or above.
+ * (the receiver's event lines, the demo's timeline). On a terminal they are human-readable
+ * (pino-pretty, loaded only then); anywhere else one JSON object per line, for log collectors.
+ * Message bodies and query strings are never logged at info or above.
  */
-import { type Logger, pino } from 'pino';
+import { createRequire } from 'node:module';
+import { type DestinationStream, type Logger, pino } from 'pino';
+import type { LogFormat, LogLevel } from './log-level.ts';
 
 export type { Logger };
+export { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from './log-level.ts';
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+const load = createRequire(import.meta.url);
 
-export function createLogger(level: LogLevel = 'info', destination?: NodeJS.WritableStream): Logger {
-  return pino(
-    { name: 'cao-events', level, base: undefined },
-    (destination ?? pino.destination({ dest: 2, sync: false })) as pino.DestinationStream,
-  );
+/** pino-pretty as an in-process, synchronous stream to stderr (no worker thread). */
+function prettyStderr(): DestinationStream {
+  const pretty = load('pino-pretty') as (options: Record<string, unknown>) => DestinationStream;
+  return pretty({
+    destination: 2,
+    sync: true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname,name',
+  });
+}
+
+export interface LoggerOptions {
+  /** Where JSON lines go (tests); given a destination, the format is always JSON. */
+  destination?: NodeJS.WritableStream;
+  format?: LogFormat;
+}
+
+export function createLogger(
+  level: LogLevel = 'info',
+  destinationOrOptions?: NodeJS.WritableStream | LoggerOptions,
+): Logger {
+  const options: LoggerOptions =
+    destinationOrOptions && 'write' in destinationOrOptions
+      ? { destination: destinationOrOptions as NodeJS.WritableStream }
+      : ((destinationOrOptions as LoggerOptions | undefined) ?? {});
+  const settings = { name: 'cao-events', level, base: undefined };
+  if (options.destination) return pino(settings, options.destination as DestinationStream);
+  const format = options.format ?? 'auto';
+  const pretty = format === 'pretty' || (format === 'auto' && process.stderr.isTTY === true);
+  return pino(settings, pretty ? prettyStderr() : pino.destination({ dest: 2, sync: false }));
 }
 
 /** A logger that writes nothing, for library hosts that pass none. */

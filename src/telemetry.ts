@@ -33,6 +33,7 @@ import { silentLogger } from './logger.ts';
 import { DEFAULT_REDACTION_RULES, type RedactionRule, redact } from './redact.ts';
 import type { CaoMetrics } from './metrics.ts';
 import { type OtlpOptions, traceExportersFrom } from './otlp.ts';
+import { withTraceSampler } from './otlp-sampler.ts';
 import { createDeliverySink } from './sink-factory.ts';
 import { type RecordedEvent, Recorder } from './recorder.ts';
 
@@ -114,9 +115,10 @@ export function createCaoTelemetry(options: CaoTelemetryOptions = {}): CaoTeleme
     });
     processors.push(new SimpleSpanProcessor({ exporter }));
   }
-  const batched = [...traceExportersFrom(options.otlp, env), ...(options.spanExporters ?? [])];
-  for (const exporter of batched) {
-    processors.push(new BatchSpanProcessor({ exporter, scheduledDelayMillis: 1000 }));
+  const otlp = traceExportersFrom(options.otlp, env);
+  for (const exporter of [...otlp, ...(options.spanExporters ?? [])]) {
+    const batch = new BatchSpanProcessor({ exporter, scheduledDelayMillis: 1000 });
+    processors.push(otlp.includes(exporter) ? withTraceSampler(batch, env) : batch); // OTEL_TRACES_SAMPLER: OTLP only
   }
 
   let resource = defaultResource()

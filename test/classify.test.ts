@@ -343,6 +343,24 @@ describe('classification of recorded CAO exchanges', () => {
       ]);
     });
 
+    it('a 2xx that does not report success is no event: inbox, input (typed and v2.0 pattern), terminal delete', () => {
+      const r = new Recording();
+      r.feed('POST', '/sessions?provider=kiro_cli&agent_profile=supervisor', { status: 201, res: v2Terminal(SUP, 'supervisor', 'kiro_cli') });
+      r.feed('POST', `/sessions/${S}/terminals?provider=kiro_cli&agent_profile=developer`, { status: 201, res: v2Terminal(W, 'developer', 'kiro_cli') });
+      // inbox: {success: false}, an empty body, a body that is not CAO's answer
+      assert.deepEqual(r.feed('POST', `/terminals/${SUP}/inbox/messages?sender_id=${W}&message=done`, { status: 200, res: { success: false } }), []);
+      assert.deepEqual(r.feed('POST', `/terminals/${SUP}/inbox/messages?sender_id=${W}&message=done`, { status: 200, res: '' }), []);
+      assert.deepEqual(r.feed('POST', `/terminals/${SUP}/inbox/messages?sender_id=${W}&message=done`, { status: 200, res: 'ok' }), []);
+      // input: CAO answers {"success": false} when send_input did not send
+      assert.deepEqual(r.feed('POST', `/terminals/${W}/input?message=Build&sender_id=${SUP}&orchestration_type=assign`, { status: 200, res: { success: false } }), []);
+      assert.deepEqual(r.feed('POST', `/terminals/${W}/input?message=Implement+the+parser`, { status: 200, res: { success: false } }), []);
+      // DELETE /terminals/{unknown}: CAO 2.4.1 answers 200 {"success": false}
+      assert.deepEqual(r.feed('DELETE', `/terminals/${H}`, { status: 200, res: { success: false } }), []);
+      // and the same requests answered with success are events
+      assert.equal(r.feed('POST', `/terminals/${SUP}/inbox/messages?sender_id=${W}&message=done`, { status: 200, res: { success: true, message_id: 1 } }).length, 1);
+      assert.equal(r.feed('POST', `/terminals/${W}/input?message=Implement+the+parser`, { status: 200, res: { success: true } })[0]?.orchestrationType, 'assign');
+    });
+
     it('DELETE /terminals/{id} → terminal_killed only on {success: true}', () => {
       const r = new Recording();
       r.feed('POST', `/sessions/${S}/terminals?provider=kiro_cli&agent_profile=developer`, { status: 201, res: v2Terminal(W, 'developer', 'kiro_cli') });
@@ -455,9 +473,10 @@ describe('classification of recorded CAO exchanges', () => {
         ['POST', '/sessions'], ['GET', `/sessions/${S}`], ['DELETE', `/sessions/${S}`], ['POST', `/sessions/${S}/terminals`],
         ['POST', '/terminals/run-step'], ['GET', `/terminals/${W}`], ['GET', `/terminals/${W}/output`],
         ['DELETE', `/terminals/${W}`], ['POST', `/terminals/${W}/inbox/messages`], ['post', '/sessions'],
+        ['POST', `/terminals/${W}/input`], // for its {success} answer
       ];
       const no: [string, string][] = [
-        ['GET', '/sessions'], ['GET', '/health'], ['POST', `/terminals/${W}/input`], ['POST', `/terminals/${W}/exit`],
+        ['GET', '/sessions'], ['GET', '/health'], ['POST', `/terminals/${W}/exit`],
         ['GET', `/terminals/${W}/inbox/messages`], ['GET', `/terminals/${W}/working-directory`], ['GET', `/sessions/${S}/terminals`],
         ['POST', '/workflows/runs'], ['GET', `/terminals/${W}/ws`], ['PUT', '/sessions'], ['GET', '/sessions/'], ['POST', '/sessions/a/b/c'],
       ];
@@ -469,8 +488,8 @@ describe('classification of recorded CAO exchanges', () => {
       const r = new Recording();
       assert.equal(r.c.capture('GET', `/terminals/${H}/output`), false);
       assert.equal(r.c.capture('POST', '/sessions'), true);
-      assert.equal(r.c.capture('POST', `/terminals/${H}/input`), false);
-      r.feed('POST', `/terminals/${H}/input?message=x&sender_id=${SUP}&orchestration_type=handoff`, { status: 200 });
+      assert.equal(r.c.capture('POST', `/terminals/${H}/input`), true);
+      r.feed('POST', `/terminals/${H}/input?message=x&sender_id=${SUP}&orchestration_type=handoff`, { status: 200, res: { success: true } });
       assert.equal(r.c.capture('GET', `/terminals/${H}/output`), true);
       r.feed('GET', `/terminals/${H}/output?mode=last`, { status: 200, res: { output: 'x', mode: 'last' } });
       assert.equal(r.c.capture('GET', `/terminals/${H}/output`), false);

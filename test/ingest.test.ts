@@ -64,10 +64,10 @@ describe('ingest endpoint', () => {
     assert.match(missing.body.error!, /terminalId/);
     const huge = await post(ingest.url, JSON.stringify({ event_type: 'post_send_message', message: 'x'.repeat(5000) }), auth);
     assert.equal(huge.status, 413);
-    const res404 = await request(ingest.url.replace('/v1/cao/events', '/other'), { method: 'POST', body: '{}' });
+    const res404 = await request(ingest.url.replace('/v1/cao/events', '/other'), { method: 'POST', body: '{}', headers: auth });
     assert.equal(res404.statusCode, 404);
     await res404.body.dump();
-    const res405 = await request(ingest.url, { method: 'GET' });
+    const res405 = await request(ingest.url, { method: 'GET', headers: auth });
     assert.equal(res405.statusCode, 405);
     await res405.body.dump();
     assert.equal(got.length, 0, 'nothing invalid was handed on');

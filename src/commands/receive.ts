@@ -1,13 +1,14 @@
 /** `cao-events receive`: a local CloudEvents receiver printing one readable line (or JSON) per event. */
-import { toPlainObject } from '../../exporters/encode.ts';
-import { formatEventLine } from '../format-event.ts';
-import { createLogger } from '../logger.ts';
-import { startReceiver } from '../receiver.ts';
+import { loadLogSettings } from '../config.ts';
+import { listenError } from '../listen-error.ts';
+import type { CommandModule, OptionValues } from './command.ts';
 
 export const RECEIVE_OPTIONS = {
   host: { type: 'string' },
   port: { type: 'string' },
   json: { type: 'boolean' },
+  'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
 } as const;
 
 export const RECEIVE_USAGE = `Usage: cao-events receive [--port N] [--host H] [--json]
@@ -18,27 +19,39 @@ to watch events arrive. Accepts structured, binary and batched HTTP requests, va
 orchestration, the first words of the message.
 
 Options:
-  --port <n>     port to listen on (default 8089; 0 picks a free one)
-  --host <addr>  address to listen on (default 127.0.0.1)
-  --json         print each event as one JSON line instead
-  --help         show this help`;
+  --port <n>           port to listen on (default 8089; 0 picks a free one)
+  --host <addr>        address to listen on (default 127.0.0.1)
+  --json               print each event as one JSON line instead
+  --log-level <level>  log level on stderr (default info) [env CAO_EVENTS_LOG_LEVEL, LOG_LEVEL]
+  --log-format <f>     auto (readable on a terminal, else JSON lines), json or pretty
+  --help               show this help`;
 
-export async function runReceiveCommand(values: Record<string, string | boolean | undefined>): Promise<number> {
-  const logger = createLogger('info');
+export async function runReceiveCommand(values: OptionValues): Promise<number> {
   const portText = (values.port as string | undefined) ?? '8089';
   const port = Number(portText);
   if (!/^\d+$/.test(portText) || port > 65_535) {
     process.stderr.write(`cao-events receive: --port must be an integer from 0 to 65535 (got ${JSON.stringify(portText)})\n`);
     return 2;
   }
+  const log = loadLogSettings({ flags: values, env: process.env });
+  const host = (values.host as string | undefined) ?? '127.0.0.1';
   const json = values.json === true;
+  const [{ createLogger }, { startReceiver }, { formatEventLine }, { toPlainObject }] = await Promise.all([
+    import('../logger.ts'),
+    import('../receiver.ts'),
+    import('../format-event.ts'),
+    import('../../exporters/encode.ts'),
+  ]);
+  const logger = createLogger(log.logLevel, { format: log.logFormat });
   const receiver = await startReceiver({
-    host: (values.host as string | undefined) ?? '127.0.0.1',
+    host,
     port,
     onEvent: ({ event }) => {
       process.stdout.write(`${json ? JSON.stringify(toPlainObject(event)) : formatEventLine(event)}\n`);
     },
     onInvalid: (error) => logger.warn({ error }, 'invalid CloudEvents request refused (400)'),
+  }).catch((err: unknown) => {
+    throw listenError(err, { host: '--host', port: '--port' }, host, port);
   });
   logger.info({ url: receiver.url }, `cao-events receiving CloudEvents on ${receiver.url}`);
   await new Promise<void>((resolve) => {
@@ -48,3 +61,9 @@ export async function runReceiveCommand(values: Record<string, string | boolean 
   await receiver.close();
   return 0;
 }
+
+export const command: CommandModule = {
+  usage: () => RECEIVE_USAGE,
+  options: RECEIVE_OPTIONS,
+  run: runReceiveCommand,
+};

@@ -1,8 +1,7 @@
 /** `cao-events replay`: re-send dead letters (or pending outbox events) with their original ids. */
-import { replay } from '../../exporters/replay.ts';
 import { CONTENT_MODES, type ContentMode } from '../../exporters/encode.ts';
 import { ConfigError, loadConfig } from '../config.ts';
-import { createLogger } from '../logger.ts';
+import type { CommandModule, OptionValues } from './command.ts';
 
 export const REPLAY_OPTIONS = {
   'outbox-dir': { type: 'string' },
@@ -11,6 +10,8 @@ export const REPLAY_OPTIONS = {
   'callback-url': { type: 'string' },
   mode: { type: 'string' },
   config: { type: 'string' },
+  'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
 } as const;
 
 export const REPLAY_USAGE = `Usage: cao-events replay [--dead-letter] [--since TIME] [--outbox-dir DIR] [--callback-url URL]
@@ -27,11 +28,19 @@ Options:
   --callback-url <url>   where to send them (default: the configured callback URL)
   --mode <m>             structured, binary or batch (default: the configured mode)
   --config <file>        config file
+  --log-level <level>    log level on stderr (default info) [env CAO_EVENTS_LOG_LEVEL, LOG_LEVEL]
+  --log-format <f>       auto (readable on a terminal, else JSON lines), json or pretty
   --help                 show this help`;
 
-export async function runReplayCommand(values: Record<string, string | boolean | undefined>): Promise<number> {
+export async function runReplayCommand(values: OptionValues): Promise<number> {
   const config = loadConfig({
-    flags: { 'callback-url': values['callback-url'], mode: values.mode, 'outbox-dir': values['outbox-dir'] },
+    flags: {
+      'callback-url': values['callback-url'],
+      mode: values.mode,
+      'outbox-dir': values['outbox-dir'],
+      'log-level': values['log-level'],
+      'log-format': values['log-format'],
+    },
     env: process.env,
     configPath: values.config as string | undefined,
   });
@@ -46,8 +55,15 @@ export async function runReplayCommand(values: Record<string, string | boolean |
   }
   const mode = config.mode as ContentMode;
   if (!CONTENT_MODES.includes(mode)) throw new ConfigError(`mode: must be one of ${CONTENT_MODES.join(', ')}`);
-  const logger = createLogger(config.logLevel);
+  const [{ createLogger }, { replay }] = await Promise.all([import('../logger.ts'), import('../../exporters/replay.ts')]);
+  const logger = createLogger(config.logLevel, { format: config.logFormat });
   const result = await replay({ dir, url, mode, deadLetter: values['dead-letter'] === true, since, logger });
   process.stdout.write(`replay: ${result.selected} selected, ${result.delivered} delivered, ${result.failed} failed\n`);
   return result.failed > 0 ? 1 : 0;
 }
+
+export const command: CommandModule = {
+  usage: () => REPLAY_USAGE,
+  options: REPLAY_OPTIONS,
+  run: runReplayCommand,
+};

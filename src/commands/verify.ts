@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { DEFAULT_TOLERANCE_SEC, SigningSecretError, secretKey, verify } from '../../exporters/signing.ts';
+import type { CommandModule, OptionValues } from './command.ts';
 
 export const VERIFY_OPTIONS = {
   secret: { type: 'string' },
@@ -30,7 +31,7 @@ function readInput(file: string | undefined): string {
   return readFileSync(file ?? 0, 'utf8');
 }
 
-export async function runVerifyCommand(values: Record<string, string | boolean | undefined>): Promise<number> {
+export async function runVerifyCommand(values: OptionValues): Promise<number> {
   const usage = (message: string): number => {
     process.stderr.write(`cao-events verify: ${message}\n`);
     return 2;
@@ -48,9 +49,15 @@ export async function runVerifyCommand(values: Record<string, string | boolean |
   }
   const toleranceText = (values.tolerance as string | undefined) ?? String(DEFAULT_TOLERANCE_SEC);
   if (!/^\d+$/.test(toleranceText)) return usage(`--tolerance must be a whole number of seconds (got ${JSON.stringify(toleranceText)})`);
+  let text: string;
+  try {
+    text = readInput(values.file as string | undefined);
+  } catch (err) {
+    return usage(`${values.file ? `--file ${values.file as string}` : 'stdin'}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
   let input: unknown;
   try {
-    input = JSON.parse(readInput(values.file as string | undefined));
+    input = JSON.parse(text);
   } catch (err) {
     return usage(`the request must be JSON {"headers": {…}, "body": "…"}: ${(err as Error).message}`);
   }
@@ -69,3 +76,9 @@ export async function runVerifyCommand(values: Record<string, string | boolean |
   process.stdout.write(`valid: webhook-id ${result.id}, signed ${age} s ago, secret #${result.secretIndex + 1}\n`);
   return 0;
 }
+
+export const command: CommandModule = {
+  usage: () => VERIFY_USAGE,
+  options: VERIFY_OPTIONS,
+  run: runVerifyCommand,
+};

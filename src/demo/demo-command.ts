@@ -10,46 +10,17 @@ import type { CloudEventV1 } from 'cloudevents';
 import { CONTENT_MODES, type ContentMode } from '../../exporters/encode.ts';
 import { HttpSink } from '../../exporters/http-sink.ts';
 import type { CaoEventData } from '../../exporters/transform.ts';
-import { ConfigError, DEFAULT_CONFIG, loadConfig } from '../config.ts';
+import { ConfigError, DEFAULT_CONFIG, loadConfig, loadLogSettings } from '../config.ts';
 import { EVENT_TYPES } from '../events.ts';
 import { formatEventLine } from '../format-event.ts';
 import { startGatewayService } from '../gateway-service.ts';
 import { createLogger } from '../logger.ts';
+import { checkOtlpConfig } from '../otlp.ts';
 import { OtlpJsonFileExporter } from '../otlp-file-exporter.ts';
 import { startReceiver } from '../receiver.ts';
 import { startRuntime } from '../runtime.ts';
 import { type CaoVersion, startCaoSimulator } from './cao-simulator.ts';
 import { runScenario } from './scenario.ts';
-
-export const DEMO_OPTIONS = {
-  'cao-version': { type: 'string' },
-  'callback-url': { type: 'string' },
-  'otlp-endpoint': { type: 'string' },
-  'otlp-protocol': { type: 'string' },
-  mode: { type: 'string' },
-  'trace-file': { type: 'string' },
-  'summary-json': { type: 'boolean' },
-  'log-level': { type: 'string' },
-} as const;
-
-export const DEMO_USAGE = `Usage: cao-events demo [options]      (also: npm run demo -- [options])
-
-Runs the whole pipeline on this machine: a CAO API simulator (a stand-in for cao-server), the real
-gateway and poller in front of it, and the built-in CloudEvents receiver. Drives a scripted session
-(a supervisor assigns work to two workers, hands off to a reviewer, the workers report back, one
-worker is deleted, the session is shut down), prints the CloudEvents as they are delivered, then a
-summary. Exits 0 when every event type arrived and nothing failed.
-
-Options:
-  --cao-version <v>       head (default) or 2.0.0: which CAO API shape the simulator speaks
-  --callback-url <url>    deliver to your own receiver instead of the built-in one
-  --mode <m>              structured (default), binary or batch
-  --otlp-endpoint <url>   export the spans over OTLP (else the standard OTEL_* variables; else a file)
-  --otlp-protocol <p>     http/protobuf (default), http/json or grpc
-  --trace-file <path>     where to write the spans as OTLP JSON lines when no OTLP endpoint is set
-  --summary-json          also print the summary as one JSON line (for scripts)
-  --log-level <level>     log level on stderr (default warn)
-  --help                  show this help`;
 
 export interface DemoSummary {
   caoVersion: CaoVersion;
@@ -71,6 +42,7 @@ function percentile(sorted: number[], p: number): number {
 }
 
 export async function runDemo(values: Record<string, string | boolean | undefined>, out: NodeJS.WritableStream = process.stdout): Promise<DemoSummary> {
+  // Every setting is checked before anything starts, so a mistake is one message and an exit.
   const version = ((values['cao-version'] as string | undefined) ?? 'head') as CaoVersion;
   if (version !== 'head' && version !== '2.0.0') {
     throw new ConfigError(`--cao-version must be head or 2.0.0 (got ${JSON.stringify(version)})`);
@@ -79,61 +51,72 @@ export async function runDemo(values: Record<string, string | boolean | undefine
   if (!(CONTENT_MODES as readonly string[]).includes(mode)) {
     throw new ConfigError(`--mode must be one of ${CONTENT_MODES.join(', ')} (got ${JSON.stringify(mode)})`);
   }
-  const logger = createLogger(((values['log-level'] as string | undefined) ?? 'warn') as 'warn');
-  const simulator = await startCaoSimulator({ version, deliveryDelayMs: 200, deferredInitDelayMs: 600, runStepDurationMs: 900 });
-  const receiver = values['callback-url'] ? undefined : await startReceiver();
-  const callbackUrl = (values['callback-url'] as string | undefined) ?? receiver!.url;
-
-  const delivered: Array<{ event: CloudEventV1<unknown>; at: number }> = [];
-  const print = (line: string) => out.write(`${line}\n`);
-  const config = loadConfig({
+  const log = loadLogSettings({ flags: values, env: process.env }, { logLevel: 'warn' });
+  const checked = loadConfig({
     flags: {
-      'callback-url': callbackUrl,
       mode,
-      upstream: simulator.url,
       port: '0',
       'poll-interval-ms': '150',
+      ...(values['callback-url'] ? { 'callback-url': values['callback-url'] } : {}),
       ...(values['otlp-endpoint'] ? { 'otlp-endpoint': values['otlp-endpoint'] } : {}),
       ...(values['otlp-protocol'] ? { 'otlp-protocol': values['otlp-protocol'] } : {}),
     },
     env: {},
   });
-  const sink = new HttpSink({
-    url: callbackUrl,
-    mode: config.mode,
-    logger,
-    onDelivered: (events, at) => {
-      for (const event of events) {
-        delivered.push({ event, at });
-        print(`  ${formatEventLine(event)}`);
-      }
-    },
-  });
-  const otlpConfigured = Boolean(config.otlp.endpoint || process.env.OTEL_EXPORTER_OTLP_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
-  const traceFile = otlpConfigured ? undefined : ((values['trace-file'] as string | undefined) ?? join(tmpdir(), `cao-events-demo-${process.pid}.otlp.jsonl`));
-  const runtime = startRuntime({ ...config, callbackUrl: undefined }, logger, {
-    spanExporters: traceFile ? [new OtlpJsonFileExporter(traceFile)] : [],
-    sinks: [sink],
-    metrics: false,
-  });
-  const gateway = await startGatewayService(
-    { ...config, ingest: { ...DEFAULT_CONFIG.ingest, port: 0 } },
-    runtime,
-    { ingest: false },
-  );
-  print(`cao-events demo: CAO ${version} simulator at ${simulator.url}, gateway at ${gateway.url}`);
-  print(`CloudEvents (${mode}) → ${callbackUrl}${receiver ? ' (built-in receiver)' : ''}`);
-  print('');
+  checkOtlpConfig(checked.otlp.endpoint || checked.otlp.protocol ? checked.otlp : undefined, process.env);
+  const logger = createLogger(log.logLevel, { format: log.logFormat });
+
+  const delivered: Array<{ event: CloudEventV1<unknown>; at: number }> = [];
+  const print = (line: string) => out.write(`${line}\n`);
+  const closers: Array<() => Promise<void>> = [];
+  const closeAll = async (): Promise<void> => {
+    for (const close of closers.reverse()) await close();
+  };
+  let config: typeof checked;
+  let sink: HttpSink;
+  let traceFile: string | undefined;
   try {
+    const simulator = await startCaoSimulator({ version, deliveryDelayMs: 200, deferredInitDelayMs: 600, runStepDurationMs: 900 });
+    closers.push(() => simulator.close());
+    const receiver = values['callback-url'] ? undefined : await startReceiver();
+    if (receiver) closers.push(() => receiver.close());
+    const callbackUrl = checked.callbackUrl ?? receiver!.url;
+    config = { ...checked, callbackUrl, gateway: { ...checked.gateway, upstream: simulator.url } };
+    sink = new HttpSink({
+      url: callbackUrl,
+      mode: config.mode,
+      logger,
+      onDelivered: (events, at) => {
+        for (const event of events) {
+          delivered.push({ event, at });
+          print(`  ${formatEventLine(event)}`);
+        }
+      },
+    });
+    const otlpConfigured = Boolean(config.otlp.endpoint || process.env.OTEL_EXPORTER_OTLP_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+    traceFile = otlpConfigured ? undefined : ((values['trace-file'] as string | undefined) ?? join(tmpdir(), `cao-events-demo-${process.pid}.otlp.jsonl`));
+    const runtime = startRuntime({ ...config, callbackUrl: undefined }, logger, {
+      spanExporters: traceFile ? [new OtlpJsonFileExporter(traceFile)] : [],
+      sinks: [sink],
+      metrics: false,
+    });
+    closers.push(() => runtime.close());
+    const gateway = await startGatewayService(
+      { ...config, ingest: { ...DEFAULT_CONFIG.ingest, port: 0 } },
+      runtime,
+      { ingest: false },
+    );
+    closers.push(() => gateway.close());
+    print(`cao-events demo: CAO ${version} simulator at ${simulator.url}, gateway at ${gateway.url}`);
+    print(`CloudEvents (${mode}) → ${callbackUrl}${receiver ? ' (built-in receiver)' : ''}`);
+    print('');
     await runScenario(gateway.url, version, simulator, 300);
     // let the poller confirm the last kills (it needs two listings without them)
     await new Promise((r) => setTimeout(r, 800));
   } finally {
-    await gateway.close();
-    await runtime.close();
-    await receiver?.close();
-    await simulator.close();
+    await closeAll();
   }
+  const callbackUrl = config.callbackUrl!;
   const byType: Record<string, number> = Object.fromEntries(EVENT_TYPES.map((t) => [t, 0]));
   const latencies: number[] = [];
   for (const { event, at } of delivered) {

@@ -1,5 +1,5 @@
 /**
- * Gateway classification: which CAO HTTP exchanges are events (see /work/shared/cao-api.md).
+ * Gateway classification: which CAO HTTP exchanges are events (CAO's routes and answers per version, as read from CAO's source).
  *
  * One rule table maps (method, path pattern) to a handler. Handlers are thin: the per-route logic
  * lives in pure exported functions (exchange in, CaoEvents out); the ExchangeClassifier keeps only
@@ -79,6 +79,15 @@ function truthy(v: string | undefined): boolean {
 }
 
 const ok = (status: number): boolean => status >= 200 && status < 300;
+
+/**
+ * A 2xx whose JSON body says `"success": true`. CAO answers 200 `{"success": false}` when an
+ * action did not happen (input not sent; v2.4.1: DELETE of an unknown terminal), so the status
+ * alone is no proof: routes that answer `{success}` are events only when it is true.
+ */
+export function reportsSuccess(x: { status: number; responseBody?: Buffer }): boolean {
+  return ok(x.status) && jsonObject(x.responseBody)?.success === true;
+}
 
 function orchestration(v: unknown): OrchestrationType | undefined {
   return typeof v === 'string' && (ORCHESTRATION_TYPES as readonly string[]).includes(v)
@@ -221,16 +230,14 @@ export function classifySessionDelete(x: ClassifiedExchange, session: string, te
 
 /** DELETE /terminals/{id} → 2xx `{success: true}`: terminal_killed. */
 export function classifyTerminalDelete(x: ClassifiedExchange, terminalId: string, session?: string): CaoEvent[] {
-  if (!ok(x.status) || jsonObject(x.responseBody)?.success !== true) return [];
+  if (!reportsSuccess(x)) return [];
   return [event(x, { type: 'terminal_killed', sessionName: session, terminalId })];
 }
 
-/** POST /terminals/{receiver}/inbox/messages → 2xx: send_message dispatched. */
+/** POST /terminals/{receiver}/inbox/messages → 2xx `{success: true, …}`: send_message dispatched. */
 export function classifyInboxMessage(x: ClassifiedExchange, receiver: string, session?: string): CaoEvent[] {
-  if (!ok(x.status)) return [];
+  if (!reportsSuccess(x)) return [];
   const r = jsonObject(x.responseBody);
-  if (x.responseBody !== undefined && x.responseBody.length > 0 && !r) return [];
-  if (r?.success === false) return [];
   return [
     event(x, {
       type: 'message_sent',
@@ -252,7 +259,7 @@ export function classifyInboxMessage(x: ClassifiedExchange, receiver: string, se
 export function classifyTypedInput(x: ClassifiedExchange, receiver: string, session?: string): CaoEvent[] | undefined {
   const type = orchestration(param(x.query, 'orchestration_type'));
   if (type === undefined) return undefined;
-  if (!ok(x.status)) return [];
+  if (!reportsSuccess(x)) return [];
   return [
     event(x, {
       type: 'message_sent',
@@ -276,7 +283,7 @@ export function classifyPatternInput(
   receiver: string,
   known: { polled: boolean; caller?: string; session?: string },
 ): CaoEvent[] {
-  if (!ok(x.status)) return [];
+  if (!reportsSuccess(x)) return [];
   const message = param(x.query, 'message');
   return [
     event(x, {
@@ -551,11 +558,12 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    method: 'POST', path: '/terminals/{id}/input', capture: false,
+    // captured for the `{success}` answer (the message travels in the query; the body is empty)
+    method: 'POST', path: '/terminals/{id}/input', capture: true,
     onExchange: (x, p, m) => {
       const id = p.id!;
       const known = m.get(id);
-      if (!ok(x.status)) return [];
+      if (!reportsSuccess(x)) return [];
       const typed = classifyTypedInput(x, id, known?.session);
       if (typed !== undefined) {
         m.put(id, afterInput(typed));

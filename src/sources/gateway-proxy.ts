@@ -5,11 +5,17 @@
  * `pool.dispatch` and a small per-request handler object (no closures, no whole-body buffering):
  * method, path, query, headers (case kept, Host kept, Authorization untouched) and body bytes pass
  * as they are; hop-by-hop headers (RFC 9110 §7.6.1: connection and the headers it names,
- * keep-alive, proxy-*, te, trailer, transfer-encoding, upgrade) are dropped on both legs;
- * client-supplied X-Forwarded-* / Forwarded / X-Real-IP are dropped and X-Forwarded-For/Proto/Host
+ * keep-alive, proxy-*, te, transfer-encoding, upgrade) are dropped on both legs — except that a
+ * Connection header can never name away an end-to-end header the request depends on (Host,
+ * Origin, Authorization, Cookie, Content-*, Sec-*): `Connection: Host` from a client would
+ * otherwise let it hide its Host (and CAO's Host/Origin checks) behind the gateway's.
+ * Client-supplied X-Forwarded-* / Forwarded / X-Real-IP are dropped and X-Forwarded-For/Proto/Host
  * are set from the real peer socket. Responses stream chunk by chunk with back-pressure; headers of
- * responses whose body does not follow at once (SSE, long-held calls) are flushed on the next tick.
- * No time-outs by default. A client disconnect aborts the upstream request. WebSocket (any
+ * responses whose body does not follow at once (SSE, long-held calls) are flushed on the next tick;
+ * response trailers (and the Trailer header announcing them) pass through. A client has
+ * `clientHeadersTimeoutMs` (default 60 s) to send its request headers, so slow-header connections
+ * cannot pile up; request bodies and responses are never timed out (`run-step` may take many
+ * minutes, SSE streams forever). A client disconnect aborts the upstream request. WebSocket (any
  * `Upgrade`) requests are tunnelled over a raw TCP connection to the upstream.
  *
  * The proxy classifies nothing: after each exchange is over it hands an `Exchange` to `onExchange`
@@ -25,6 +31,7 @@ import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
+import { listenError } from '../listen-error.ts';
 
 export interface Exchange {
   method: string;
@@ -62,8 +69,11 @@ export interface GatewayProxyOptions {
   maxCaptureBytes?: number;
   onExchange?: (exchange: Exchange) => void;
   logger?: Logger;
+  /** Time-outs of the upstream leg (undici); 0 (default): none. */
   headersTimeoutMs?: number;
   bodyTimeoutMs?: number;
+  /** How long a client may take to send its request headers (default 60 000 ms); bodies are unbounded. */
+  clientHeadersTimeoutMs?: number;
   connections?: number;
 }
 
@@ -76,15 +86,34 @@ export interface GatewayProxy {
 const DEFAULT_PORT = 9889;
 const DEFAULT_MAX_CAPTURE = 1024 * 1024;
 const DEFAULT_CONNECTIONS = 128;
+const DEFAULT_CLIENT_HEADERS_TIMEOUT = 60_000;
 
 /** Lower-cased request/response header names that never cross the proxy. */
 const HOP_BY_HOP: Record<string, true> = Object.assign(Object.create(null) as Record<string, true>, {
   connection: true,
   'keep-alive': true,
   te: true,
-  trailer: true,
   'transfer-encoding': true,
   upgrade: true,
+});
+/**
+ * End-to-end headers a Connection option can never remove: the request means something else, or
+ * a check upstream (CAO's TrustedHost and Origin checks, its auth) is bypassed, without them.
+ */
+const PROTECTED: Record<string, true> = Object.assign(Object.create(null) as Record<string, true>, {
+  host: true,
+  origin: true,
+  referer: true,
+  authorization: true,
+  cookie: true,
+  'set-cookie': true,
+  'content-length': true,
+  'content-type': true,
+  'content-encoding': true,
+  'content-range': true,
+  'www-authenticate': true,
+  location: true,
+  date: true,
 });
 /** Client-supplied forwarding headers: always dropped, the proxy sets its own. */
 const FORWARDING: Record<string, true> = Object.assign(Object.create(null) as Record<string, true>, {
@@ -124,6 +153,7 @@ function connectionTokens(value: string): string[] | null {
   for (const raw of value.split(',')) {
     const t = raw.trim().toLowerCase();
     if (t === '' || t === 'close' || t === 'keep-alive' || t === 'upgrade' || HOP_BY_HOP[t]) continue;
+    if (PROTECTED[t] || t.startsWith('sec-') || t.startsWith('x-forwarded-')) continue;
     (out ??= []).push(t);
   }
   return out;
@@ -167,8 +197,9 @@ export function forwardRequestHeaders(
       if (lk === 'transfer-encoding') hasBody = true;
       if (lk === 'connection') nominated = connectionTokens(value);
       if (!upgrade || (lk !== 'connection' && lk !== 'upgrade')) continue;
-    } else if (lk.startsWith('proxy-') || lk === 'expect') {
-      // proxy-* is for this hop; Expect: 100-continue was already answered by node:http.
+    } else if (lk.startsWith('proxy-') || lk === 'expect' || lk === 'trailer') {
+      // proxy-* is for this hop; Expect: 100-continue was already answered by node:http; request
+      // trailers are not forwarded (the upstream client cannot send them), so none is announced.
       continue;
     } else if (lk === 'content-length') {
       if (value !== '0') hasBody = true;
@@ -409,9 +440,17 @@ class ProxyExchange implements Dispatcher.DispatchHandler {
     }
   }
 
-  onResponseEnd(): void {
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers?: Record<string, string | string[] | undefined>): void {
     this.bodyStarted = true;
     this.upstreamDone = true;
+    if (trailers) {
+      const out: Array<[string, string]> = [];
+      for (const [name, value] of Object.entries(trailers)) {
+        if (value === undefined || HOP_BY_HOP[name.toLowerCase()]) continue;
+        for (const v of Array.isArray(value) ? value : [value]) out.push([name, v]);
+      }
+      if (out.length > 0) this.res.addTrailers(out);
+    }
     this.res.end();
   }
 
@@ -560,8 +599,16 @@ export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<Gate
     bodyTimeout,
   };
 
+  // requestTimeout 0 (bodies may stream for hours) would also turn off headersTimeout: set it.
+  const clientHeadersTimeout = opts.clientHeadersTimeoutMs ?? DEFAULT_CLIENT_HEADERS_TIMEOUT;
   const server = http.createServer(
-    { noDelay: true, requestTimeout: 0, keepAlive: true },
+    {
+      noDelay: true,
+      keepAlive: true,
+      requestTimeout: 0,
+      headersTimeout: clientHeadersTimeout,
+      connectionsCheckingInterval: Math.max(100, Math.min(30_000, Math.floor(clientHeadersTimeout / 4))),
+    },
     (req: IncomingMessage, res: ServerResponse) => {
       new ProxyExchange(shared, req, res).start();
     },
@@ -627,11 +674,15 @@ export async function startGatewayProxy(opts: GatewayProxyOptions): Promise<Gate
 
   const host = opts.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (err: Error) => reject(listenError(err, { host: 'gateway.host', port: 'gateway.port' }, host, opts.port ?? DEFAULT_PORT));
+    server.once('error', failed);
     server.listen(opts.port ?? DEFAULT_PORT, host, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve();
     });
+  }).catch(async (err: unknown) => {
+    await pool.destroy();
+    throw err;
   });
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : (opts.port ?? DEFAULT_PORT);

@@ -1,17 +1,22 @@
 /**
  * The ingest endpoint for the CAO plugin: POST /v1/cao/events with one plugin event (or an
- * array of them) as JSON. Validates each event (400 naming the problem), enforces a size limit
- * (413) and an optional shared secret (401), answers 202 and hands the CaoEvents on.
+ * array of them) as `application/json` (415 otherwise). Validates each event (400 naming the
+ * problem), enforces a size limit (413), answers 202 and hands the CaoEvents on. Every route,
+ * /metrics and /healthz included, refuses a Host that is not loopback or allowed (403, DNS
+ * rebinding), a browser Origin that is not allowed (403, cross-site requests) and, when a shared
+ * secret is set, a request without it (401). Listening beyond loopback without a secret is
+ * logged as a warning at start-up.
  */
-import { timingSafeEqual } from 'node:crypto';
-import { type IncomingMessage, type Server, createServer } from 'node:http';
+import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { CaoEvent } from '../events.ts';
+import { listenError } from '../listen-error.ts';
 import { silentLogger } from '../logger.ts';
 import type { CaoMetrics } from '../metrics.ts';
 import { BodyTooLarge, readBody } from '../read-body.ts';
 import { pluginEventToCaoEvent } from './plugin-event.ts';
+import { type GuardOptions, exposureWarning, guardRequest, isJsonContentType } from './request-guard.ts';
 
 export const INGEST_PATH = '/v1/cao/events';
 
@@ -20,6 +25,10 @@ export interface IngestServerOptions {
   port?: number;
   token?: string;
   maxBodyBytes?: number;
+  /** Host names besides loopback and the bound address (see request-guard.ts). */
+  allowedHosts?: readonly string[];
+  /** Browser origins allowed to post (default none). */
+  allowedOrigins?: readonly string[];
   onEvent: (event: CaoEvent) => void;
   logger?: Logger;
   /** Serves GET /metrics (Prometheus text) and a richer GET /healthz. */
@@ -32,22 +41,28 @@ export interface IngestServer {
   close(): Promise<void>;
 }
 
-function authorized(req: IncomingMessage, token: string | undefined): boolean {
-  if (!token) return true;
-  const header = req.headers.authorization ?? '';
-  const expected = Buffer.from(`Bearer ${token}`);
-  const given = Buffer.from(header);
-  return given.length === expected.length && timingSafeEqual(given, expected);
-}
-
 export async function startIngestServer(options: IngestServerOptions): Promise<IngestServer> {
   const log = options.logger ?? silentLogger;
   const limit = options.maxBodyBytes ?? 1024 * 1024;
+  const host = options.host ?? '127.0.0.1';
+  const port = options.port ?? 4319;
+  const guard: GuardOptions = {
+    boundHost: host,
+    allowedHosts: options.allowedHosts,
+    allowedOrigins: options.allowedOrigins,
+    token: options.token,
+  };
   const server: Server = createServer((req, res) => {
     const reply = (status: number, body: unknown): void => {
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     };
     const path = (req.url ?? '/').split('?')[0];
+    const verdict = guardRequest(req.headers, guard);
+    if (!verdict.ok) {
+      log.warn({ path, status: verdict.status, error: verdict.error }, 'ingest request refused');
+      req.resume();
+      return reply(verdict.status, { error: verdict.error });
+    }
     if (req.method === 'GET' && path === '/healthz') {
       const health = options.metrics?.health() ?? { ok: true };
       return reply(health.ok ? 200 : 503, health);
@@ -55,9 +70,10 @@ export async function startIngestServer(options: IngestServerOptions): Promise<I
     if (req.method === 'GET' && path === '/metrics' && options.metrics) return options.metrics.handle(req, res);
     if (path !== INGEST_PATH) return reply(404, { error: `not found; POST plugin events to ${INGEST_PATH}` });
     if (req.method !== 'POST') return reply(405, { error: 'use POST' });
-    if (!authorized(req, options.token)) {
-      log.warn({ path }, 'ingest request with a missing or wrong token refused');
-      return reply(401, { error: 'missing or wrong bearer token' });
+    if (!isJsonContentType(req.headers['content-type'])) {
+      log.warn({ path }, 'ingest request that is not application/json refused');
+      req.resume();
+      return reply(415, { error: 'plugin events must be sent as content-type application/json' });
     }
     readBody(req, limit).then((body) => {
       let parsed: unknown;
@@ -88,14 +104,16 @@ export async function startIngestServer(options: IngestServerOptions): Promise<I
     });
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 4319, options.host ?? '127.0.0.1', () => resolve());
+    server.once('error', (err) => reject(listenError(err, { host: 'ingest.host', port: 'ingest.port' }, host, port)));
+    server.listen(port, host, () => resolve());
   });
-  const { port } = server.address() as AddressInfo;
-  const host = options.host && options.host.includes(':') ? `[${options.host}]` : (options.host ?? '127.0.0.1');
+  const bound = (server.address() as AddressInfo).port;
+  const exposed = exposureWarning(host, options.token);
+  if (exposed) log.warn({ host, port: bound }, exposed);
+  const urlHost = host.includes(':') ? `[${host}]` : host;
   return {
-    url: `http://${host}:${port}${INGEST_PATH}`,
-    port,
+    url: `http://${urlHost}:${bound}${INGEST_PATH}`,
+    port: bound,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
