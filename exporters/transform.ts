@@ -5,8 +5,8 @@
  */
 import type { Attributes, HrTime, SpanContext } from '@opentelemetry/api';
 import { CloudEvent } from 'cloudevents';
-import { ATTR, eventTypeOf } from '../src/attributes.ts';
-import type { CaoEventType } from '../src/events.ts';
+import { ATTR, eventTypeOf } from '../src/core/attributes.ts';
+import type { CaoEventType } from '../src/core/events.ts';
 
 export const DEFAULT_TYPE_PREFIX = 'io.github.awslabs.cao';
 export const DEFAULT_SOURCE = 'http://127.0.0.1:9889';

@@ -7,7 +7,7 @@
  */
 import { Agent, request } from 'undici';
 import type { Config } from './config.ts';
-import type { CaoEvent } from './events.ts';
+import type { CaoEvent } from './core/events.ts';
 import type { Runtime } from './runtime.ts';
 import { ExchangeClassifier } from './sources/classify.ts';
 import { type GatewayProxy, startGatewayProxy } from './sources/gateway-proxy.ts';

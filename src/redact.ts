@@ -4,7 +4,7 @@
  * rules in, event out. The defaults catch the secrets agents most often paste into messages;
  * the config file can add rules, replace the defaults, or turn redaction off.
  */
-import type { CaoEvent } from './events.ts';
+import type { CaoEvent } from './core/events.ts';
 
 /** One rule: every match of `pattern` is replaced (by `[REDACTED:<name>]` unless said otherwise). */
 export interface RedactionRule {

@@ -11,10 +11,10 @@ import type { Config } from './config.ts';
 import { CaoMetrics } from './metrics.ts';
 import { compileRedaction } from './redact.ts';
 import { buildSinks } from './sinks.ts';
-import type { CaoEvent } from './events.ts';
+import type { CaoEvent } from './core/events.ts';
 import type { Logger } from './logger.ts';
-import type { RecordedEvent } from './recorder.ts';
-import { type CaoTelemetry, createCaoTelemetry } from './telemetry.ts';
+import type { RecordedEvent } from './core/recorder.ts';
+import { type CaoTelemetry, createCaoTelemetry } from './core/telemetry.ts';
 
 export interface Runtime {
   telemetry: CaoTelemetry;

@@ -1,8 +1,8 @@
 /** BoundedMap and the ledger built on it: bounded memory, recent facts remembered, repeats refused. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { BoundedMap } from '../src/bounded-map.ts';
-import { FactLedger } from '../src/fact-ledger.ts';
+import { BoundedMap } from '../src/core/bounded-map.ts';
+import { FactLedger } from '../src/core/ledger.ts';
 
 describe('BoundedMap', () => {
   it('never holds more than its limit and keeps the most recent entries', () => {

@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'undici';
-import { type CaoEvent, validateCaoEvent } from '../src/events.ts';
+import { type CaoEvent, validateCaoEvent } from '../src/core/events.ts';
 import {
   type ClassifiedExchange,
   ExchangeClassifier,

@@ -13,7 +13,7 @@ import { describe, it } from 'node:test';
 import type { PolicySink } from '../exporters/policy-sink.ts';
 import type { CaoEventData } from '../exporters/transform.ts';
 import { ConfigError, loadConfig } from '../src/config.ts';
-import type { CaoEvent } from '../src/events.ts';
+import type { CaoEvent } from '../src/core/events.ts';
 import { createLogger } from '../src/logger.ts';
 import { startReceiver } from '../src/receiver.ts';
 import { startRuntime } from '../src/runtime.ts';

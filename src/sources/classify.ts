@@ -19,7 +19,7 @@
  *
  * Classification never throws: anything unexpected yields no events.
  */
-import { type CaoEvent, type OrchestrationType, ORCHESTRATION_TYPES, validateCaoEvent } from '../events.ts';
+import { type CaoEvent, type OrchestrationType, ORCHESTRATION_TYPES, validateCaoEvent } from '../core/events.ts';
 
 /** One finished HTTP exchange as the gateway saw it (the proxy's Exchange is compatible). */
 export interface ClassifiedExchange {

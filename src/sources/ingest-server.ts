@@ -7,7 +7,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { CaoEvent } from '../events.ts';
+import type { CaoEvent } from '../core/events.ts';
 import { silentLogger } from '../logger.ts';
 import type { CaoMetrics } from '../metrics.ts';
 import { BodyTooLarge, readBody } from '../read-body.ts';

@@ -3,7 +3,7 @@
  * post_* hook dataclasses as JSON, CAO's field names) to a CaoEvent. Throws PluginEventError
  * with a message naming the bad field.
  */
-import { type CaoEvent, ORCHESTRATION_TYPES, type OrchestrationType, validateCaoEvent } from '../events.ts';
+import { type CaoEvent, ORCHESTRATION_TYPES, type OrchestrationType, validateCaoEvent } from '../core/events.ts';
 
 export class PluginEventError extends Error {
   override name = 'PluginEventError';

@@ -30,7 +30,7 @@
  */
 import { Pool } from 'undici';
 import type { Logger } from 'pino';
-import type { CaoEvent } from '../events.ts';
+import type { CaoEvent } from '../core/events.ts';
 import { silentLogger } from '../logger.ts';
 
 export interface PollerOptions {

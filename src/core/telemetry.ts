@@ -23,17 +23,17 @@ import type { Logger } from 'pino';
 import {
   type CloudEventSink,
   CloudEventsSpanExporter,
-} from '../exporters/cloudevents-span-exporter.ts';
-import type { ContentMode } from '../exporters/encode.ts';
-import type { RetryPolicy } from '../exporters/retry-policy.ts';
-import type { TransformOptions } from '../exporters/transform.ts';
+} from '../../exporters/cloudevents-span-exporter.ts';
+import type { ContentMode } from '../../exporters/encode.ts';
+import type { RetryPolicy } from '../../exporters/retry-policy.ts';
+import type { TransformOptions } from '../../exporters/transform.ts';
 import { type CaoEvent, validateCaoEvent } from './events.ts';
-import { FactLedger } from './fact-ledger.ts';
-import { silentLogger } from './logger.ts';
-import { DEFAULT_REDACTION_RULES, type RedactionRule, redact } from './redact.ts';
-import type { CaoMetrics } from './metrics.ts';
-import { type OtlpOptions, traceExportersFrom } from './otlp.ts';
-import { createDeliverySink } from './sink-factory.ts';
+import { FactLedger } from './ledger.ts';
+import { silentLogger } from '../logger.ts';
+import { DEFAULT_REDACTION_RULES, type RedactionRule, redact } from '../redact.ts';
+import type { CaoMetrics } from '../metrics.ts';
+import { type OtlpOptions, traceExportersFrom } from '../otlp.ts';
+import { createDeliverySink } from '../sink-factory.ts';
 import { type RecordedEvent, Recorder } from './recorder.ts';
 
 export const DEFAULT_SERVICE_NAME = 'cao-events';
