@@ -16,8 +16,12 @@ export type {
   Phase,
   EventSource,
 } from './core/events.ts';
+export type { ValidCaoEvent } from './core/events.ts';
 export type { RecordedEvent } from './core/recorder.ts';
 export { ATTR, spanEventName } from './core/attributes.ts';
+export { FIELDS } from './core/fields.ts';
+export type { CaoStateView, SessionInfo, TerminalInfo } from './core/state.ts';
+export { defaultSource, sourceFor } from './core/source-id.ts';
 export {
   spanEventToCloudEvent,
   spanToCloudEvents,

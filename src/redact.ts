@@ -92,7 +92,7 @@ export function redactText(text: string, rules: readonly RedactionRule[]): strin
 }
 
 /** The event with its message content redacted; the same object when nothing matched. */
-export function redact(event: CaoEvent, rules: readonly RedactionRule[] | false): CaoEvent {
+export function redact<E extends Pick<CaoEvent, 'message'>>(event: E, rules: readonly RedactionRule[] | false): E {
   if (rules === false || rules.length === 0 || event.message === undefined) return event;
   const message = redactText(event.message, rules);
   return message === event.message ? event : { ...event, message };

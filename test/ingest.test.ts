@@ -29,8 +29,13 @@ describe('plugin event mapping', () => {
   it('maps each post_* hook to its CaoEvent', () => {
     const base = { timestamp: '2026-08-22T10:15:30.123456Z', session_id: 'cao-x', traceparent: null };
     assert.deepEqual(pluginEventToCaoEvent({ ...base, event_type: 'post_create_session', session_name: 'cao-x' }), {
-      type: 'session_created', source: 'plugin', sessionId: 'cao-x', sessionName: 'cao-x', time: new Date('2026-08-22T10:15:30.123Z'),
+      // CAO's microseconds are kept (a Date would cut them to milliseconds)
+      type: 'session_created', source: 'plugin', sessionId: 'cao-x', sessionName: 'cao-x', time: [Date.parse('2026-08-22T10:15:30Z') / 1000, 123_456_000],
     });
+    // each hook call's id tells two identical deliveries apart; fields of other event types are not taken
+    const delivered = pluginEventToCaoEvent({ ...base, event_type: 'post_send_message', event_id: '4f1c', sender: 'a1b2c3d4', receiver: 'e5f6a7b8', message: 'hi', orchestration_type: 'send_message', agent_name: 'x' });
+    assert.equal(delivered.observationId, '4f1c');
+    assert.equal(delivered.agentName, undefined);
     const msg = pluginEventToCaoEvent({ ...base, event_type: 'post_send_message', sender: 'a1b2c3d4', receiver: 'e5f6a7b8', message: 'hi', orchestration_type: 'assign' });
     assert.equal(msg.type, 'message_sent');
     assert.equal(msg.orchestrationType, 'assign');

@@ -1,149 +1,124 @@
 /**
  * The CaoEvent model: the one typed shape every source (gateway, poller, plugin ingest,
- * library emit) produces and the recorder consumes. Pure: no I/O here.
+ * library emit) reports and the core consumes. Its fields come from the registry (fields.ts);
+ * validation is derived from it too. Pure: no I/O here.
  */
+import type { HrTime } from '@opentelemetry/api';
+import {
+  type CaoEventType,
+  type EventFields,
+  EVENT_RULES,
+  EVENT_TYPES,
+  FIELDS,
+  type FieldKey,
+} from './fields.ts';
+import { type EventTimeInput, hrNow, toHrTime } from './time.ts';
 
-export const EVENT_TYPES = [
-  'session_created',
-  'session_killed',
-  'terminal_created',
-  'terminal_killed',
-  'message_sent',
-] as const;
-export type CaoEventType = (typeof EVENT_TYPES)[number];
-
-export const ORCHESTRATION_TYPES = ['send_message', 'handoff', 'assign'] as const;
-export type OrchestrationType = (typeof ORCHESTRATION_TYPES)[number];
-
-export const PHASES = ['dispatched', 'delivered', 'completed', 'failed'] as const;
-export type Phase = (typeof PHASES)[number];
-
-export const EVENT_SOURCES = ['gateway', 'poller', 'plugin', 'api'] as const;
-export type EventSource = (typeof EVENT_SOURCES)[number];
+export {
+  EVENT_TYPES,
+  ORCHESTRATION_TYPES,
+  PHASES,
+  EVENT_SOURCES,
+} from './fields.ts';
+export type { CaoEventType, OrchestrationType, Phase, EventSource } from './fields.ts';
 
 /** One fact about a CAO server, as observed by one source. */
-export interface CaoEvent {
+export interface CaoEvent extends EventFields {
   type: CaoEventType;
-  /** CAO session id (CAO uses the tmux session name as id). */
-  sessionId?: string;
-  /** CAO session name (`cao-…`); the CloudEvent subject and the trace's conversation id. */
-  sessionName?: string;
-  /** Terminal id (8 hex characters in CAO). */
-  terminalId?: string;
-  /** Agent profile of the terminal. */
-  agentName?: string;
-  provider?: string;
-  /** Sender terminal id (message_sent). */
-  sender?: string;
-  /** Receiver terminal id (message_sent). */
-  receiver?: string;
-  /** Message content (message_sent). */
-  message?: string;
-  orchestrationType?: OrchestrationType;
-  phase?: Phase;
-  /** Who observed it; defaults to `api`. */
-  source?: EventSource;
-  /** When it happened; defaults to when it was emitted. */
-  time?: Date;
+  /** When it happened (sub-millisecond precision kept); defaults to when it was emitted. */
+  time?: EventTimeInput;
   /** W3C trace context of the observer (CAO's own trace, from the plugin), when known. */
   traceparent?: string;
   tracestate?: string;
+  /**
+   * Identifies this observation within its source (the plugin's per-hook event id, CAO's inbox
+   * message id for the poller). A source reporting the same observation twice is one fact; two
+   * observations with different ids are two occurrences. Not exported.
+   */
+  observationId?: string;
+}
+
+/** A validated event: clean values, time resolved. */
+export interface ValidCaoEvent extends Omit<CaoEvent, 'time'> {
+  time: HrTime;
 }
 
 export class CaoEventError extends Error {
   override name = 'CaoEventError';
 }
 
-const STRING_FIELDS = [
-  'sessionId',
-  'sessionName',
-  'terminalId',
-  'agentName',
-  'provider',
-  'sender',
-  'receiver',
-  'message',
-  'traceparent',
-  'tracestate',
-] as const;
-
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+const EXTRA_STRINGS = ['traceparent', 'tracestate', 'observationId'] as const;
 
-function oneOf<T extends string>(
-  value: unknown,
-  allowed: readonly T[],
-  field: string,
-): T | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
-    throw new CaoEventError(
-      `${field} must be one of ${allowed.join(', ')} (got ${JSON.stringify(value)})`,
-    );
-  }
-  return value as T;
+function present(value: unknown): boolean {
+  return value !== undefined && value !== null && value !== '';
 }
 
 /**
- * Validates an untrusted object and returns a clean CaoEvent (unknown keys dropped, empty
- * strings treated as absent). Throws CaoEventError naming the first problem; never returns a
- * half-valid event.
+ * Validates an untrusted object and returns a clean event (unknown keys dropped, empty strings
+ * treated as absent, time resolved). Throws CaoEventError naming the first problem; never
+ * returns a half-valid event. A field the event type does not carry (e.g. `agentName` on
+ * `message_sent`: use senderAgent/receiverAgent) is an error, not silently dropped.
  */
-export function validateCaoEvent(input: unknown): CaoEvent {
+export function validateCaoEvent(input: unknown): ValidCaoEvent {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw new CaoEventError('a CAO event must be an object');
   }
   const raw = input as Record<string, unknown>;
-  const type = oneOf(raw.type, EVENT_TYPES, 'type');
-  if (type === undefined) {
-    throw new CaoEventError(`type is required (one of ${EVENT_TYPES.join(', ')})`);
+  if (!present(raw.type)) throw new CaoEventError(`type is required (one of ${EVENT_TYPES.join(', ')})`);
+  if (typeof raw.type !== 'string' || !(EVENT_TYPES as readonly string[]).includes(raw.type)) {
+    throw new CaoEventError(`type must be one of ${EVENT_TYPES.join(', ')} (got ${JSON.stringify(raw.type)})`);
   }
-  const event: CaoEvent = { type };
-  for (const field of STRING_FIELDS) {
-    const value = raw[field];
-    if (value === undefined || value === null || value === '') continue;
-    if (typeof value !== 'string') {
-      throw new CaoEventError(`${field} must be a string (got ${typeof value})`);
+  const type = raw.type as CaoEventType;
+  const event: Record<string, unknown> = { type };
+  for (const f of FIELDS) {
+    const value = raw[f.key];
+    if (!present(value)) continue;
+    if (!(f.on as readonly string[]).includes(type)) {
+      throw new CaoEventError(`${f.key} is not a field of ${type} (it belongs to ${f.on.join(', ')})`);
     }
-    event[field] = value;
+    if (typeof value !== 'string') throw new CaoEventError(`${f.key} must be a string (got ${typeof value})`);
+    if ('values' in f && !(f.values as readonly string[]).includes(value)) {
+      throw new CaoEventError(`${f.key} must be one of ${f.values.join(', ')} (got ${JSON.stringify(value)})`);
+    }
+    event[f.key] = value;
   }
-  const orchestrationType = oneOf(raw.orchestrationType, ORCHESTRATION_TYPES, 'orchestrationType');
-  if (orchestrationType) event.orchestrationType = orchestrationType;
-  const phase = oneOf(raw.phase, PHASES, 'phase');
-  if (phase) event.phase = phase;
-  const source = oneOf(raw.source, EVENT_SOURCES, 'source');
-  if (source) event.source = source;
-  if (raw.time !== undefined && raw.time !== null) {
-    const time = raw.time instanceof Date ? raw.time : new Date(raw.time as string | number);
-    if (Number.isNaN(time.getTime())) throw new CaoEventError('time is not a valid date');
-    event.time = time;
+  for (const key of EXTRA_STRINGS) {
+    const value = raw[key];
+    if (!present(value)) continue;
+    if (typeof value !== 'string') throw new CaoEventError(`${key} must be a string (got ${typeof value})`);
+    event[key] = value;
   }
-  if (event.traceparent !== undefined && !TRACEPARENT.test(event.traceparent)) {
+  if (event.traceparent !== undefined && !TRACEPARENT.test(event.traceparent as string)) {
     throw new CaoEventError('traceparent is not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)');
   }
+  let time = hrNow();
+  if (raw.time !== undefined && raw.time !== null) {
+    const parsed = toHrTime(raw.time as EventTimeInput);
+    if (!parsed) throw new CaoEventError('time is not a valid date (a Date, epoch milliseconds, an RFC 3339 string or an HrTime)');
+    time = parsed;
+  }
 
+  // What each type needs before the core can place it (sessionName the core may resolve).
+  const has = (key: FieldKey): boolean => event[key] !== undefined;
   switch (type) {
     case 'session_created':
     case 'session_killed':
-      if (!event.sessionName && !event.sessionId) {
-        throw new CaoEventError(`${type} requires sessionName`);
-      }
+      if (!has('sessionName') && !has('sessionId')) throw new CaoEventError(`${type} requires sessionName`);
       break;
-    case 'terminal_created':
-    case 'terminal_killed':
-      if (!event.terminalId) throw new CaoEventError(`${type} requires terminalId`);
-      break;
-    case 'message_sent':
-      if (!event.orchestrationType) {
-        throw new CaoEventError('message_sent requires orchestrationType');
+    default:
+      for (const f of FIELDS) {
+        const required = 'required' in f && (f.required as readonly string[]).includes(type);
+        if (required && f.key !== 'sessionName' && f.key !== 'source' && !has(f.key)) {
+          throw new CaoEventError(`${type} requires ${f.key}`);
+        }
       }
-      if (!event.phase) throw new CaoEventError('message_sent requires phase');
-      if (!event.sender && !event.receiver) {
-        throw new CaoEventError('message_sent requires sender or receiver');
-      }
-      break;
   }
-  if (event.sessionName === undefined && event.sessionId !== undefined) {
-    event.sessionName = event.sessionId;
+  const rule = EVENT_RULES[type];
+  if (rule && !rule.anyOf.some((keys) => keys.every(has))) {
+    throw new CaoEventError(`${type} requires ${rule.anyOf.map((keys) => keys.join(' and ')).join(' or ')} (${rule.why})`);
   }
-  return event;
+  if (event.sessionName === undefined && event.sessionId !== undefined) event.sessionName = event.sessionId;
+  event.source ??= 'api';
+  return { ...(event as unknown as Omit<ValidCaoEvent, 'time'>), time };
 }

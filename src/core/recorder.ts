@@ -1,23 +1,35 @@
 /**
- * The recorder: one validated CaoEvent → one short span carrying one `cao.<event>` span event.
- * One trace per CAO session: a short `cao.session` root span is started and ended when a
- * session is first seen; every later event of that session is a child of it, ended at once so
- * it is exported in real time. Messages link the sender's and receiver's terminal spans.
- * The recorder knows nothing of HTTP sinks or sources.
+ * The recorder: spans from complete events. It holds no state of its own (the session's trace
+ * root and sequence, the terminals' spans live in CaoState) and knows nothing of sinks.
+ *
+ * - A session incarnation's root: a short `cao.session` span, exported when the session is first
+ *   seen (parented on CAO's own trace when the first event carries its traceparent).
+ * - Each event: a short span, ended at once (so it is exported in real time), parented on the
+ *   root, carrying one `cao.<event>` span event. Span names follow the OTel GenAI agent
+ *   conventions where they fit and stay low-cardinality: `execute_tool <orchestration type>` for
+ *   a message, `create_agent <agent profile>` for a terminal's creation, `cao.<event>` otherwise.
+ *   A message links the sender's and receiver's terminal spans.
+ * - When a terminal or session ends: a span covering its whole life, first seen → killed:
+ *   `invoke_agent <agent profile>` and `invoke_workflow <agent profile of its first terminal>`.
+ *
+ * Short spans last 1 µs (the root) and 2 µs (an event's span), not 0: Jaeger treats end == start
+ * as a negative duration and marks every such span, and it shifts a child that ends after its
+ * parent unless the child lasts longer than the parent; the facts themselves are instants.
  */
 import {
+  type Attributes,
+  type HrTime,
   type Link,
   type SpanContext,
   type Tracer,
-  type TimeInput,
   ROOT_CONTEXT,
   SpanKind,
   TraceFlags,
   trace,
 } from '@opentelemetry/api';
 import { ATTR, SESSION_SPAN_NAME, spanEventAttributes, spanEventName } from './attributes.ts';
-import { BoundedMap } from './bounded-map.ts';
-import { type CaoEvent, CaoEventError } from './events.ts';
+import type { ValidCaoEvent } from './events.ts';
+import type { SessionRecord, TerminalRecord } from './state.ts';
 
 export interface RecordedEvent {
   traceId: string;
@@ -26,179 +38,77 @@ export interface RecordedEvent {
   sequence: number;
 }
 
-interface SessionRecord {
-  root: SpanContext;
-  sequence: number;
-}
-
-interface TerminalRecord {
-  sessionName: string;
-  span?: SpanContext;
-  agentName?: string;
-  provider?: string;
-}
-
 /** Parses a W3C traceparent into a remote span context. */
-export function parseTraceparent(traceparent: string, tracestate?: string): SpanContext | undefined {
+export function parseTraceparent(traceparent: string): SpanContext | undefined {
   const parts = traceparent.split('-');
   if (parts.length !== 4) return undefined;
   const [, traceId, spanId, flags] = parts as [string, string, string, string];
   if (!/^[0-9a-f]{32}$/.test(traceId) || /^0+$/.test(traceId)) return undefined;
   if (!/^[0-9a-f]{16}$/.test(spanId) || /^0+$/.test(spanId)) return undefined;
-  void tracestate;
-  return {
-    traceId,
-    spanId,
-    traceFlags: parseInt(flags, 16) & TraceFlags.SAMPLED,
-    isRemote: true,
-  };
+  return { traceId, spanId, traceFlags: parseInt(flags, 16) & TraceFlags.SAMPLED, isRemote: true };
 }
 
-function hrNow(): [number, number] {
-  const ms = performance.timeOrigin + performance.now();
-  const seconds = Math.floor(ms / 1000);
-  return [seconds, Math.round((ms - seconds * 1000) * 1e6)];
+const GEN_AI_OPERATION = 'gen_ai.operation.name';
+const GEN_AI_TOOL = 'gen_ai.tool.name';
+/** Name part of a span when the agent profile is unknown. */
+const UNKNOWN_AGENT = 'agent';
+const WORKFLOW = 'cao';
+
+/** End of a short span that starts at `time` and lasts `micros` µs. */
+function after(time: HrTime, micros: number): HrTime {
+  const nanos = time[1] + micros * 1000;
+  return nanos >= 1e9 ? [time[0] + 1, nanos - 1e9] : [time[0], nanos];
+}
+
+function put(attributes: Attributes, key: string, value: string | undefined): void {
+  if (value !== undefined && value !== '') attributes[key] = value;
+}
+
+/** Span name and GenAI span attributes of an event's short span. Pure. */
+export function eventSpan(event: ValidCaoEvent): { name: string; attributes: Attributes } {
+  const attributes: Attributes = {};
+  put(attributes, ATTR.sessionName, event.sessionName);
+  put(attributes, ATTR.genAiConversationId, event.sessionName);
+  switch (event.type) {
+    case 'message_sent':
+      attributes[GEN_AI_OPERATION] = 'execute_tool';
+      put(attributes, GEN_AI_TOOL, event.orchestrationType);
+      put(attributes, ATTR.phase, event.phase);
+      put(attributes, ATTR.genAiAgentId, event.sender);
+      put(attributes, ATTR.genAiAgentName, event.senderAgent);
+      return { name: `execute_tool ${event.orchestrationType}`, attributes };
+    case 'terminal_created':
+      attributes[GEN_AI_OPERATION] = 'create_agent';
+      put(attributes, ATTR.terminalId, event.terminalId);
+      put(attributes, ATTR.genAiAgentId, event.terminalId);
+      put(attributes, ATTR.genAiAgentName, event.agentName);
+      return { name: `create_agent ${event.agentName ?? UNKNOWN_AGENT}`, attributes };
+    default:
+      put(attributes, ATTR.terminalId, event.terminalId);
+      return { name: spanEventName(event.type), attributes };
+  }
 }
 
 export interface RecorderOptions {
   tracer: Tracer;
-  /** Sessions and terminals remembered (for trace parenting and links) at most. */
-  maxRemembered?: number;
 }
 
 export class Recorder {
   readonly #tracer: Tracer;
-  readonly #sessions: BoundedMap<string, SessionRecord>;
-  readonly #terminals: BoundedMap<string, TerminalRecord>;
 
   constructor(options: RecorderOptions) {
     this.#tracer = options.tracer;
-    const limit = options.maxRemembered ?? 10_000;
-    this.#sessions = new BoundedMap(limit);
-    this.#terminals = new BoundedMap(limit * 4);
   }
 
-  /** The session a terminal belongs to, as far as the recorder has seen. */
-  sessionOfTerminal(terminalId: string): string | undefined {
-    return this.#terminals.get(terminalId)?.sessionName;
-  }
-
-  /**
-   * Learns from a repeated report of a terminal what the first report lacked (agent, provider,
-   * session), so later events of that terminal carry it: the richer record wins from then on.
-   */
-  learn(event: CaoEvent): void {
-    if (!event.terminalId) return;
-    const known = this.#terminals.get(event.terminalId);
-    if (!known) return;
-    this.#terminals.set(event.terminalId, {
-      ...known,
-      agentName: known.agentName ?? event.agentName,
-      provider: known.provider ?? event.provider,
-    });
-  }
-
-  /**
-   * Records a validated event. Throws CaoEventError when the event cannot be placed in a
-   * session (no session name and no terminal the recorder knows).
-   */
-  record(input: CaoEvent): RecordedEvent {
-    const event = this.#enrich(input);
-    const sessionName = event.sessionName;
-    if (!sessionName) {
-      throw new CaoEventError(
-        `${event.type} has no sessionName and names no terminal seen before; cannot place it in a session`,
-      );
-    }
-    const time: TimeInput = event.time ?? hrNow();
-    if (event.type === 'session_created' && this.#sessions.has(sessionName)) {
-      // A session created again under a known name is a new session: start a new trace.
-      this.#sessions.delete(sessionName);
-    }
-    const session = this.#session(sessionName, event, time);
-    session.sequence += 1;
-
-    const links: Link[] = [];
-    if (event.type === 'message_sent') {
-      for (const [role, terminalId] of [
-        ['sender', event.sender],
-        ['receiver', event.receiver],
-      ] as const) {
-        const span = terminalId ? this.#terminals.get(terminalId)?.span : undefined;
-        if (span) links.push({ context: span, attributes: { 'cao.link.role': role } });
-      }
-    }
-    const remote = event.traceparent ? parseTraceparent(event.traceparent) : undefined;
-    if (remote) links.push({ context: remote, attributes: { 'cao.link.role': 'cao' } });
-
-    const name = spanEventName(event.type);
-    const span = this.#tracer.startSpan(
-      name,
-      {
-        kind: SpanKind.INTERNAL,
-        startTime: time,
-        links,
-        attributes: {
-          [ATTR.sessionName]: sessionName,
-          [ATTR.genAiConversationId]: sessionName,
-          ...(event.terminalId ? { [ATTR.terminalId]: event.terminalId } : {}),
-        },
-      },
-      trace.setSpanContext(ROOT_CONTEXT, session.root),
-    );
-    span.addEvent(name, spanEventAttributes(event, session.sequence), time);
-    const context = span.spanContext();
-    span.end(time);
-
-    if (event.terminalId && event.type === 'terminal_created') {
-      this.#terminals.set(event.terminalId, {
-        sessionName,
-        span: context,
-        agentName: event.agentName,
-        provider: event.provider,
-      });
-    }
-    if (event.type === 'session_killed') this.#sessions.delete(sessionName);
-    return {
-      traceId: context.traceId,
-      spanId: context.spanId,
-      sessionName,
-      sequence: session.sequence,
-    };
-  }
-
-  /** Fills what the recorder already knows: the session of a terminal, its agent and provider. */
-  #enrich(event: CaoEvent): CaoEvent {
-    const known = event.terminalId ? this.#terminals.get(event.terminalId) : undefined;
-    let sessionName = event.sessionName ?? known?.sessionName;
-    if (!sessionName && event.type === 'message_sent') {
-      sessionName =
-        (event.sender && this.#terminals.get(event.sender)?.sessionName) ||
-        (event.receiver && this.#terminals.get(event.receiver)?.sessionName) ||
-        undefined;
-    }
-    if (!known && sessionName === event.sessionName) return event;
-    return {
-      ...event,
-      sessionName,
-      agentName: event.agentName ?? known?.agentName,
-      provider: event.provider ?? known?.provider,
-    };
-  }
-
-  #session(sessionName: string, event: CaoEvent, time: TimeInput): SessionRecord {
-    const existing = this.#sessions.get(sessionName);
-    if (existing) {
-      this.#sessions.set(sessionName, existing); // an active session stays in the young generation
-      return existing;
-    }
+  /** Exports the short root span of a new session incarnation and returns its context. */
+  startSession(sessionName: string, event: ValidCaoEvent): SpanContext {
     const remote = event.traceparent ? parseTraceparent(event.traceparent) : undefined;
     const parent = remote ? trace.setSpanContext(ROOT_CONTEXT, remote) : ROOT_CONTEXT;
     const root = this.#tracer.startSpan(
       SESSION_SPAN_NAME,
       {
         kind: SpanKind.INTERNAL,
-        startTime: time,
+        startTime: event.time,
         root: !remote,
         attributes: {
           [ATTR.sessionId]: event.sessionId ?? sessionName,
@@ -208,9 +118,67 @@ export class Recorder {
       },
       parent,
     );
-    const record: SessionRecord = { root: root.spanContext(), sequence: 0 };
-    root.end(time);
-    this.#sessions.set(sessionName, record);
-    return record;
+    const context = root.spanContext();
+    root.end(after(event.time, 1));
+    return context;
+  }
+
+  /** Records one complete event (session resolved) as a short span with one span event. */
+  record(
+    event: ValidCaoEvent,
+    session: SessionRecord,
+    sequence: number,
+    terminals: { sender?: SpanContext; receiver?: SpanContext } = {},
+  ): RecordedEvent {
+    const links: Link[] = [];
+    for (const role of ['sender', 'receiver'] as const) {
+      const context = terminals[role];
+      if (context) links.push({ context, attributes: { 'cao.link.role': role } });
+    }
+    const remote = event.traceparent ? parseTraceparent(event.traceparent) : undefined;
+    if (remote) links.push({ context: remote, attributes: { 'cao.link.role': 'cao' } });
+
+    const { name, attributes } = eventSpan(event);
+    const span = this.#tracer.startSpan(
+      name,
+      { kind: SpanKind.INTERNAL, startTime: event.time, links, attributes },
+      trace.setSpanContext(ROOT_CONTEXT, session.root),
+    );
+    span.addEvent(spanEventName(event.type), spanEventAttributes(event, sequence), event.time);
+    const context = span.spanContext();
+    span.end(after(event.time, 2));
+    return { traceId: context.traceId, spanId: context.spanId, sessionName: session.name, sequence };
+  }
+
+  /** The whole life of a terminal, first seen → killed. */
+  terminalLife(t: TerminalRecord, end: HrTime): void {
+    const attributes: Attributes = { [GEN_AI_OPERATION]: 'invoke_agent' };
+    put(attributes, ATTR.sessionName, t.session.name);
+    put(attributes, ATTR.genAiConversationId, t.session.name);
+    put(attributes, ATTR.terminalId, t.id);
+    put(attributes, ATTR.genAiAgentId, t.id);
+    put(attributes, ATTR.agentName, t.agentName);
+    put(attributes, ATTR.genAiAgentName, t.agentName);
+    put(attributes, ATTR.provider, t.provider);
+    this.#life(`invoke_agent ${t.agentName ?? UNKNOWN_AGENT}`, t.session, t.firstSeen, end, attributes);
+  }
+
+  /** The whole life of a session incarnation, first seen → killed. */
+  sessionLife(s: SessionRecord, end: HrTime): void {
+    const attributes: Attributes = { [GEN_AI_OPERATION]: 'invoke_workflow' };
+    put(attributes, ATTR.sessionId, s.id ?? s.name);
+    put(attributes, ATTR.sessionName, s.name);
+    put(attributes, ATTR.genAiConversationId, s.name);
+    put(attributes, ATTR.genAiAgentName, s.firstAgent);
+    this.#life(`invoke_workflow ${s.firstAgent ?? WORKFLOW}`, s, s.firstSeen, end, attributes);
+  }
+
+  #life(name: string, s: SessionRecord, start: HrTime, end: HrTime, attributes: Attributes): void {
+    const span = this.#tracer.startSpan(
+      name,
+      { kind: SpanKind.INTERNAL, startTime: start, attributes },
+      trace.setSpanContext(ROOT_CONTEXT, s.root),
+    );
+    span.end(end);
   }
 }
