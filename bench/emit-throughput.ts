@@ -22,10 +22,11 @@ import { Client, Pool } from 'undici';
 import type { CloudEventSink } from '../exporters/cloudevents-span-exporter.ts';
 import { type ContentMode, encodeBatch, encodeStructured } from '../exporters/encode.ts';
 import { HttpSink } from '../exporters/http-sink.ts';
-import { validateCaoEvent } from '../src/events.ts';
-import { FactLedger } from '../src/fact-ledger.ts';
+import { validateCaoEvent } from '../src/core/events.ts';
+import { FactLedger } from '../src/core/ledger.ts';
+import { CaoState } from '../src/core/state.ts';
 import { silentLogger } from '../src/logger.ts';
-import { type CaoTelemetry, createCaoTelemetry } from '../src/telemetry.ts';
+import { type CaoTelemetry, createCaoTelemetry } from '../src/core/telemetry.ts';
 import { inChild } from './isolate.ts';
 import { type ReceiverProcess, startReceiverProcess } from './receiver-host.ts';
 import { type BenchReport, RssSampler, fmt, mb, ratioRow } from './stats.ts';
@@ -85,11 +86,11 @@ async function pipelineOnly(n: number, prefill: number): Promise<{ rate: number;
 }
 
 /**
- * Puts `n` distinct message facts into the fact ledger, as a process that has already relayed
- * that many messages has them (the ledger remembers 50 000 at most).
+ * Relays `n` distinct messages first, so the fact ledger holds what a process that has already
+ * relayed that many holds (it remembers 50 000 occurrences at most).
  */
 function fillLedger(tel: CaoTelemetry, n: number): void {
-  for (let i = 0; i < n; i++) tel.ledger.admit(messageEvent(-1_000_000 - i));
+  for (let i = 0; i < n; i++) tel.emit(messageEvent(-1_000_000 - i));
 }
 
 export interface StageCosts {
@@ -119,15 +120,16 @@ async function stageCosts(templates: CloudEventV1<unknown>[]): Promise<StageCost
     return ((performance.now() - t0) * 1000) / N;
   };
   const validate = await time((i) => validateCaoEvent(events[i % N]));
-  const fresh = new FactLedger();
-  const ledgerFresh = await time((i) => fresh.admit(messageEvent(i)));
-  const full = new FactLedger();
-  for (let i = 0; i < LEDGER_BOUND; i++) full.admit(messageEvent(-1_000_000 - i));
+  const valid = events.map((e) => validateCaoEvent(e));
+  const fresh = new FactLedger({ state: new CaoState() });
+  const ledgerFresh = await time((i) => fresh.admit(valid[i % N]!));
+  const full = new FactLedger({ state: new CaoState() });
+  for (let i = 0; i < LEDGER_BOUND; i++) full.admit(validateCaoEvent(messageEvent(-1_000_000 - i)));
   const windows: number[] = [];
   for (let w = 0; w < 15; w++) {
     const t0 = performance.now();
     for (let i = w * 10_000; i < (w + 1) * 10_000; ) {
-      for (let k = 0; k < 200; k++, i++) full.admit(messageEvent(i));
+      for (let k = 0; k < 200; k++, i++) full.admit(valid[i % N]!);
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
     windows.push(((performance.now() - t0) * 1000) / 10_000);

@@ -12,7 +12,7 @@
 import { HttpSink } from '../exporters/http-sink.ts';
 import type { ContentMode } from '../exporters/encode.ts';
 import { silentLogger } from '../src/logger.ts';
-import { createCaoTelemetry } from '../src/telemetry.ts';
+import { createCaoTelemetry } from '../src/core/telemetry.ts';
 import { inChild } from './isolate.ts';
 import { startReceiverProcess } from './receiver-host.ts';
 import { type BenchReport, RssSampler, fmt, mb, sleep } from './stats.ts';

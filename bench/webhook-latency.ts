@@ -17,7 +17,7 @@ import type { CloudEventSink } from '../exporters/cloudevents-span-exporter.ts';
 import { type ContentMode, encodeStructured } from '../exporters/encode.ts';
 import { HttpSink } from '../exporters/http-sink.ts';
 import { silentLogger } from '../src/logger.ts';
-import { createCaoTelemetry } from '../src/telemetry.ts';
+import { createCaoTelemetry } from '../src/core/telemetry.ts';
 import { type ReceiverProcess, startReceiverProcess } from './receiver-host.ts';
 import { type BenchReport, type Distribution, distribution, fmt, ratioRow, sleep } from './stats.ts';
 import { messageEvent, setupEvents } from './workload.ts';

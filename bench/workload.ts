@@ -4,7 +4,7 @@
  * within 30 s, so identical messages would not be delivered) and about as long as a short CAO
  * `send_message`.
  */
-import type { CaoEvent } from '../src/events.ts';
+import type { CaoEvent } from '../src/core/events.ts';
 
 export const SESSION = 'cao-bench';
 export const SENDER = 'a1b2c3d4';

@@ -7,28 +7,24 @@
  */
 import { createServer } from 'node:http';
 import { decodeRequest } from '../exporters/decode.ts';
-import type { CaoEventData } from '../exporters/transform.ts';
+import type { CaoEventData } from '../src/core/fields.ts';
 
 const port = Number(process.argv[2] ?? 8090);
-const agents = new Map<string, string>(); // terminal id → agent profile, learned from the events
 
-function who(id: string | undefined): string {
-  if (!id) return 'someone';
-  return agents.has(id) ? `${agents.get(id)} (${id})` : id;
+/** `developer (e5f6a7b8)`: each event names its agents, no terminal table needed. */
+function who(id: string | undefined, agent: string | undefined): string {
+  if (agent && id) return `${agent} (${id})`;
+  return agent ?? id ?? 'someone';
 }
 
 function line(d: CaoEventData): string {
   switch (d.event_type) {
     case 'session_created': return `── ${d.session_name} started ──`;
     case 'session_killed': return `── ${d.session_name} ended ──`;
-    case 'terminal_created':
-      if (d.terminal_id && d.agent_name) agents.set(d.terminal_id, d.agent_name);
-      return `* ${who(d.terminal_id)} joined`;
-    case 'terminal_killed': return `* ${who(d.terminal_id)} left`;
-    case 'message_sent': {
-      const to = d.receiver ? who(d.receiver) : (d.agent_name ?? 'a new agent');
-      return `${who(d.sender)} → ${to} [${d.orchestration_type} ${d.phase}]: ${d.message ?? ''}`;
-    }
+    case 'terminal_created': return `* ${who(d.terminal_id, d.agent_name)} joined`;
+    case 'terminal_killed': return `* ${who(d.terminal_id, d.agent_name)} left`;
+    case 'message_sent':
+      return `${who(d.sender, d.sender_agent)} → ${who(d.receiver, d.receiver_agent)} [${d.orchestration_type} ${d.phase}]: ${d.message ?? ''}`;
   }
 }
 

@@ -5,27 +5,14 @@
  */
 import type { Attributes, HrTime, SpanContext } from '@opentelemetry/api';
 import { CloudEvent } from 'cloudevents';
-import { ATTR, eventTypeOf } from '../src/attributes.ts';
-import type { CaoEventType } from '../src/events.ts';
+import { ATTR, eventTypeOf, spanEventData } from '../src/core/attributes.ts';
+import type { CaoEventData } from '../src/core/fields.ts';
 
 export const DEFAULT_TYPE_PREFIX = 'io.github.awslabs.cao';
 export const DEFAULT_SOURCE = 'http://127.0.0.1:9889';
 
-/** The flat snake_case `data` of every CAO CloudEvent (CAO's own plugin-event field names). */
-export interface CaoEventData {
-  event_type: CaoEventType;
-  session_id?: string;
-  session_name?: string;
-  terminal_id?: string;
-  agent_name?: string;
-  provider?: string;
-  sender?: string;
-  receiver?: string;
-  message?: string;
-  orchestration_type?: string;
-  phase?: string;
-  observed_by?: string;
-}
+/** The flat snake_case `data` of every CAO CloudEvent, derived from the field registry (src/core/fields.ts). */
+export type { CaoEventData };
 
 export type CaoCloudEvent = CloudEvent<CaoEventData>;
 
@@ -51,20 +38,6 @@ export interface SpanLike {
   events: readonly SpanEventLike[];
 }
 
-const DATA_FIELDS: ReadonlyArray<[Exclude<keyof CaoEventData, 'event_type'>, string]> = [
-  ['session_id', ATTR.sessionId],
-  ['session_name', ATTR.sessionName],
-  ['terminal_id', ATTR.terminalId],
-  ['agent_name', ATTR.agentName],
-  ['provider', ATTR.provider],
-  ['sender', ATTR.sender],
-  ['receiver', ATTR.receiver],
-  ['message', ATTR.message],
-  ['orchestration_type', ATTR.orchestrationType],
-  ['phase', ATTR.phase],
-  ['observed_by', ATTR.source],
-];
-
 /** RFC 3339 with all nine fractional digits of the HrTime (sub-millisecond precision kept). */
 export function hrTimeToRfc3339(time: HrTime): string {
   const [seconds, nanos] = time;
@@ -87,12 +60,6 @@ export function formatSequence(sequence: number): string {
   return String(sequence).padStart(20, '0');
 }
 
-function stringAttribute(attributes: Attributes, key: string): string | undefined {
-  const value = attributes[key];
-  if (value === undefined || value === null) return undefined;
-  return typeof value === 'string' ? value : String(value);
-}
-
 /**
  * One span event → one CloudEvent, validated by the `cloudevents` package. Returns undefined
  * for span events that are not in the CAO event catalog.
@@ -106,11 +73,7 @@ export function spanEventToCloudEvent(
   const eventType = eventTypeOf(spanEvent.name);
   if (eventType === undefined) return undefined;
   const attributes = spanEvent.attributes ?? {};
-  const data: CaoEventData = { event_type: eventType };
-  for (const [field, key] of DATA_FIELDS) {
-    const value = stringAttribute(attributes, key);
-    if (value !== undefined) data[field] = value;
-  }
+  const data = spanEventData(eventType, attributes);
   const sequence = attributes[ATTR.sequence];
   const traceState = context.traceState?.serialize();
   const subject = data.session_name;

@@ -88,7 +88,7 @@ export const KEYS: Record<string, { kind: Kind; env?: string | readonly string[]
   mode: { kind: oneOf(CONTENT_MODES), env: 'CAO_EVENTS_MODE', flag: 'mode', help: 'HTTP content mode: structured, binary or batch' },
   timeoutMs: { kind: int(1, 600_000), env: 'CAO_EVENTS_TIMEOUT_MS', flag: 'timeout-ms', help: 'time-out of each callback request, ms' },
   maxQueue: { kind: int(1, 10_000_000), env: 'CAO_EVENTS_MAX_QUEUE', flag: 'max-queue', help: 'events queued per sink at most' },
-  source: { kind: str, env: 'CAO_EVENTS_SOURCE', flag: 'source', help: 'CloudEvents source: the observed CAO server base URL' },
+  source: { kind: str, env: 'CAO_EVENTS_SOURCE', flag: 'source', help: 'CloudEvents source naming the observed CAO server (default cao://<machine key>.<host name>:<CAO port>, unique and stable)' },
   typePrefix: { kind: str, env: 'CAO_EVENTS_TYPE_PREFIX', flag: 'type-prefix', help: 'CloudEvents type prefix (default io.github.awslabs.cao)' },
   dataschemaBase: { kind: url, flag: 'dataschema-base', help: 'base URL of the data JSON Schemas (sets dataschema)' },
   logLevel: { kind: oneOf(LOG_LEVELS, true), env: ['CAO_EVENTS_LOG_LEVEL', 'LOG_LEVEL'], flag: 'log-level', help: `log level: ${LOG_LEVELS.join(', ')}` },

@@ -1,6 +1,6 @@
 /** Pure, human-readable one-line rendering of a CAO CloudEvent (receiver output, demo timeline). */
 import type { CloudEventV1 } from 'cloudevents';
-import type { CaoEventData } from '../exporters/transform.ts';
+import type { CaoEventData } from './core/fields.ts';
 
 /** The first words of a message, on one line, at most `max` characters. */
 export function firstWords(text: string, max = 60): string {
@@ -11,6 +11,12 @@ export function firstWords(text: string, max = 60): string {
   return `${space > max / 2 ? cut.slice(0, space) : cut}…`;
 }
 
+/** `developer (e5f6a7b8)`, or whichever of the two is known. */
+function who(terminal: string | undefined, agent: string | undefined): string {
+  if (agent && terminal) return `${agent} (${terminal})`;
+  return agent ?? terminal ?? '?';
+}
+
 export function formatEventLine(event: CloudEventV1<unknown>): string {
   const data = (event.data ?? {}) as Partial<CaoEventData>;
   const eventType = data.event_type ?? event.type.split('.').pop() ?? event.type;
@@ -18,8 +24,7 @@ export function formatEventLine(event: CloudEventV1<unknown>): string {
   const parts = [time, eventType.padEnd(16), event.subject ?? '-'];
   switch (eventType) {
     case 'message_sent': {
-      const receiver = data.receiver ?? (data.agent_name ? `(${data.agent_name})` : '?');
-      const route = `${data.sender ?? '?'} → ${receiver}`;
+      const route = `${who(data.sender, data.sender_agent)} → ${who(data.receiver, data.receiver_agent)}`;
       parts.push(route, `[${data.orchestration_type ?? '?'}/${data.phase ?? '?'}]`);
       if (data.message) parts.push(JSON.stringify(firstWords(data.message)));
       break;

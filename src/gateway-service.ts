@@ -1,18 +1,24 @@
 /**
  * `cao-events gateway` as a service: the transparent proxy in front of cao-server, the
  * classifier turning exchanges into CaoEvents after the response went out, the poller
- * reconciling what never passes through HTTP, and the plugin ingest endpoint. Events an
- * exchange yields are recorded in order; one that names only a terminal the recorder has not
- * seen is placed in its session by asking CAO (`GET /terminals/{id}`) first.
+ * reconciling what never passes through HTTP, and the plugin ingest endpoint. Every source's
+ * events are handed to the core in one order (one promise chain); an event that names only a
+ * terminal the core does not know is placed in its session by asking CAO first (see
+ * session-locator.ts).
+ *
+ * Cause before effect: HEAD delivers an inbox message to an idle receiver inside the POST that
+ * dispatches it, so the plugin's (or the poller's) `delivered` can arrive before the gateway
+ * reports the `dispatched`. While such a POST is in flight, deliveries on its route wait for it
+ * (at most HOLD_MS), so the session's sequence and the events' times agree.
  */
-import { Agent, request } from 'undici';
 import type { Config } from './config.ts';
-import type { CaoEvent } from './events.ts';
+import type { CaoEvent } from './core/events.ts';
 import type { Runtime } from './runtime.ts';
 import { ExchangeClassifier } from './sources/classify.ts';
 import { type GatewayProxy, startGatewayProxy } from './sources/gateway-proxy.ts';
 import { type IngestServer, startIngestServer } from './sources/ingest-server.ts';
 import { type Poller, createPoller } from './sources/poller.ts';
+import { createSessionLocator } from './sources/session-locator.ts';
 
 export interface GatewayService {
   url: string;
@@ -28,6 +34,12 @@ export interface GatewayServiceOptions {
   ingest?: boolean;
 }
 
+/** Longest a delivery waits for the dispatch exchange on its route. */
+export const HOLD_MS = 10_000;
+
+const routeOf = (type: string, sender: string | undefined, receiver: string | undefined): string =>
+  `${type}|${sender ?? ''}|${receiver ?? ''}`;
+
 export async function startGatewayService(
   config: Config,
   runtime: Runtime,
@@ -35,46 +47,39 @@ export async function startGatewayService(
 ): Promise<GatewayService> {
   const log = runtime.logger;
   const upstream = config.gateway.upstream;
-  const lookupAgent = new Agent({ connections: 4, headersTimeout: 5_000, bodyTimeout: 5_000 });
-  const classifier = new ExchangeClassifier();
+  const locator = createSessionLocator({ upstream, token: config.poller.token, state: runtime.state, logger: log });
+  const classifier = new ExchangeClassifier({ sessionOfTerminal: (id) => runtime.state.sessionOfTerminal(id) });
   let chain: Promise<void> = Promise.resolve();
-
-  async function sessionOfTerminal(id: string): Promise<string | undefined> {
-    const known = runtime.telemetry.recorder.sessionOfTerminal(id);
-    if (known) return known;
-    try {
-      const res = await request(new URL(`/terminals/${encodeURIComponent(id)}`, upstream), {
-        dispatcher: lookupAgent,
-        headers: config.poller.token ? { authorization: `Bearer ${config.poller.token}` } : {},
-        signal: AbortSignal.timeout(5_000),
-      });
-      if (res.statusCode !== 200) {
-        await res.body.dump();
-        return undefined;
-      }
-      const body = (await res.body.json()) as { session_name?: unknown };
-      return typeof body.session_name === 'string' ? body.session_name : undefined;
-    } catch (err) {
-      log.warn({ terminal: id, error: (err as Error).message }, 'could not look up the session of a terminal');
-      return undefined;
-    }
-  }
-
-  async function place(event: CaoEvent): Promise<CaoEvent> {
-    if (event.sessionName) return event;
-    for (const id of [event.terminalId, event.sender, event.receiver]) {
-      if (!id) continue;
-      const sessionName = await sessionOfTerminal(id);
-      if (sessionName) return { ...event, sessionName };
-    }
-    return event;
-  }
 
   function handle(events: CaoEvent[]): void {
     if (events.length === 0) return;
     chain = chain.then(async () => {
-      for (const event of events) runtime.record(await place(event));
+      for (const event of events) runtime.record(await locator.locate(event));
     });
+  }
+
+  // ---- dispatches in flight, and the deliveries waiting for them ----
+  const inFlight = new Map<string, number>();
+  const held = new Map<string, Array<{ events: CaoEvent[]; timer: NodeJS.Timeout }>>();
+
+  function release(route: string): void {
+    const waiting = held.get(route);
+    held.delete(route);
+    for (const { events, timer } of waiting ?? []) {
+      clearTimeout(timer);
+      handle(events);
+    }
+  }
+
+  /** Hands a source's event on, or holds a delivery while its dispatch is in flight. */
+  function report(event: CaoEvent): void {
+    const route = routeOf(event.orchestrationType ?? '', event.sender, event.receiver);
+    if (event.type !== 'message_sent' || event.phase !== 'delivered' || !inFlight.get(route)) {
+      handle([event]);
+      return;
+    }
+    const entry = { events: [event], timer: setTimeout(() => release(route), HOLD_MS) };
+    held.set(route, [...(held.get(route) ?? []), entry]);
   }
 
   const proxy: GatewayProxy = await startGatewayProxy({
@@ -84,8 +89,24 @@ export async function startGatewayService(
     capture: (method, path) => classifier.capture(method, path),
     // Only the few classified routes are copied; a large message (a 5 MiB task) must still classify.
     maxCaptureBytes: 16 * 1024 * 1024,
-    onRequest: (arrival) => handle(classifier.onRequest(arrival)),
-    onExchange: (exchange) => handle(classifier.onExchange({ ...exchange, finishedAt: new Date() })),
+    onRequest: (arrival) => {
+      const dispatch = classifier.dispatchOf(arrival);
+      if (dispatch) {
+        const route = routeOf(dispatch.orchestrationType, dispatch.sender, dispatch.receiver);
+        inFlight.set(route, (inFlight.get(route) ?? 0) + 1);
+      }
+      handle(classifier.onRequest(arrival));
+    },
+    onExchange: (exchange) => {
+      handle(classifier.onExchange({ ...exchange, finishedAt: new Date() }));
+      const dispatch = exchange.requestBody === undefined ? undefined : classifier.dispatchOf(exchange);
+      if (!dispatch) return;
+      const route = routeOf(dispatch.orchestrationType, dispatch.sender, dispatch.receiver);
+      const open = (inFlight.get(route) ?? 1) - 1;
+      if (open > 0) inFlight.set(route, open);
+      else inFlight.delete(route);
+      release(route);
+    },
     logger: log,
     clientHeadersTimeoutMs: config.gateway.headersTimeoutMs,
   });
@@ -97,7 +118,8 @@ export async function startGatewayService(
       intervalMs: config.poller.intervalMs,
       confirmations: config.poller.confirmations,
       token: config.poller.token,
-      onEvent: (event) => handle([event]),
+      state: runtime.state,
+      onEvent: report,
       logger: log,
     });
     poller.start();
@@ -112,31 +134,34 @@ export async function startGatewayService(
       maxBodyBytes: config.ingest.maxBodyBytes,
       allowedHosts: config.ingest.allowedHosts,
       allowedOrigins: config.ingest.allowedOrigins,
-      onEvent: (event) => handle([event]),
+      onEvent: report,
       logger: log,
       metrics: runtime.metrics,
     }).catch(async (err: unknown) => {
-      await Promise.all([poller?.stop(), proxy.close(), lookupAgent.close()]); // nothing half-started stays open
+      await Promise.all([poller?.stop(), proxy.close(), locator.close()]); // nothing half-started stays open
       throw err;
     });
   }
+
+  const settled = async (): Promise<void> => {
+    let current: Promise<void>;
+    do {
+      current = chain;
+      await current;
+    } while (current !== chain);
+  };
 
   return {
     url: proxy.url,
     ingestUrl: ingest?.url,
     poller,
-    settled: async () => {
-      let current: Promise<void>;
-      do {
-        current = chain;
-        await current;
-      } while (current !== chain);
-    },
+    settled,
     async close(): Promise<void> {
       await poller?.stop();
       await Promise.all([proxy.close(), ingest?.close()]);
-      await chain;
-      await lookupAgent.close();
+      for (const route of [...held.keys()]) release(route);
+      await settled();
+      await locator.close();
     },
   };
 }

@@ -1,6 +1,6 @@
 /** cao-events as a library: `import { createCaoTelemetry } from 'cao-events'`. */
-export { createCaoTelemetry, DEFAULT_SERVICE_NAME } from './telemetry.ts';
-export type { CaoTelemetry, CaoTelemetryOptions } from './telemetry.ts';
+export { createCaoTelemetry, DEFAULT_SERVICE_NAME } from './core/telemetry.ts';
+export type { CaoTelemetry, CaoTelemetryOptions } from './core/telemetry.ts';
 export {
   validateCaoEvent,
   CaoEventError,
@@ -8,16 +8,20 @@ export {
   ORCHESTRATION_TYPES,
   PHASES,
   EVENT_SOURCES,
-} from './events.ts';
+} from './core/events.ts';
 export type {
   CaoEvent,
   CaoEventType,
   OrchestrationType,
   Phase,
   EventSource,
-} from './events.ts';
-export type { RecordedEvent } from './recorder.ts';
-export { ATTR, spanEventName } from './attributes.ts';
+} from './core/events.ts';
+export type { ValidCaoEvent } from './core/events.ts';
+export type { RecordedEvent } from './core/recorder.ts';
+export { ATTR, spanEventName } from './core/attributes.ts';
+export { FIELDS } from './core/fields.ts';
+export type { CaoStateView, SessionInfo, TerminalInfo } from './core/state.ts';
+export { defaultSource, sourceFor } from './core/source-id.ts';
 export {
   spanEventToCloudEvent,
   spanToCloudEvents,

@@ -27,7 +27,7 @@ import {
   type SpanProcessor,
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace';
-import { BoundedMap } from './bounded-map.ts';
+import { BoundedMap } from './core/bounded-map.ts';
 import { type TraceSamplerSetting, traceSamplerSetting } from './otlp.ts';
 
 type Env = Record<string, string | undefined>;

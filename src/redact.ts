@@ -4,7 +4,7 @@
  * rules in, event out. The defaults catch the secrets agents most often paste into messages;
  * the config file can add rules, replace the defaults, or turn redaction off.
  */
-import type { CaoEvent } from './events.ts';
+import type { CaoEvent } from './core/events.ts';
 
 /** One rule: every match of `pattern` is replaced (by `[REDACTED:<name>]` unless said otherwise). */
 export interface RedactionRule {
@@ -92,7 +92,7 @@ export function redactText(text: string, rules: readonly RedactionRule[]): strin
 }
 
 /** The event with its message content redacted; the same object when nothing matched. */
-export function redact(event: CaoEvent, rules: readonly RedactionRule[] | false): CaoEvent {
+export function redact<E extends Pick<CaoEvent, 'message'>>(event: E, rules: readonly RedactionRule[] | false): E {
   if (rules === false || rules.length === 0 || event.message === undefined) return event;
   const message = redactText(event.message, rules);
   return message === event.message ? event : { ...event, message };

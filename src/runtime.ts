@@ -11,10 +11,13 @@ import type { Config } from './config.ts';
 import { CaoMetrics } from './metrics.ts';
 import { compileRedaction } from './redact.ts';
 import { buildSinks } from './sinks.ts';
-import type { CaoEvent } from './events.ts';
+import type { CaoEvent } from './core/events.ts';
 import type { Logger } from './logger.ts';
-import type { RecordedEvent } from './recorder.ts';
-import { type CaoTelemetry, createCaoTelemetry } from './telemetry.ts';
+import type { RecordedEvent } from './core/recorder.ts';
+import { DEFAULT_MESSAGE_WINDOW_MS } from './core/ledger.ts';
+import { defaultSource } from './core/source-id.ts';
+import { type CaoStateView, DEFAULT_GRACE_MS } from './core/state.ts';
+import { type CaoTelemetry, createCaoTelemetry } from './core/telemetry.ts';
 
 export interface Runtime {
   telemetry: CaoTelemetry;
@@ -23,6 +26,8 @@ export interface Runtime {
   logger: Logger;
   /** Records an event from a source; returns what was recorded, or undefined (duplicate or invalid). */
   record(event: CaoEvent): RecordedEvent | undefined;
+  /** What the core knows of sessions and terminals: sources ask it before asking CAO. */
+  state: CaoStateView;
   /** One phrase for the start-up line: where CloudEvents go. */
   deliveryNote: string;
   close(): Promise<void>;
@@ -52,7 +57,11 @@ export function startRuntime(config: Config, logger: Logger, extras: RuntimeExtr
     mode: config.mode,
     timeoutMs: config.timeoutMs,
     maxQueue: config.maxQueue,
-    source: config.source ?? `http://${config.gateway.host}:${config.gateway.port}`,
+    source: config.source ?? defaultSource(config.gateway.upstream),
+    // Late facts come from the poller: keep a killed session's trace and a message's occurrences
+    // open well past its slowest report (`confirmations` cycles to confirm a kill, plus margin).
+    graceMs: Math.max(DEFAULT_GRACE_MS, (config.poller.confirmations + 2) * config.poller.intervalMs),
+    messageWindowMs: Math.max(DEFAULT_MESSAGE_WINDOW_MS, 4 * config.poller.intervalMs),
     typePrefix: config.typePrefix,
     dataschemaBase: config.dataschemaBase,
     otlp: otlpOptions(config),
@@ -74,6 +83,7 @@ export function startRuntime(config: Config, logger: Logger, extras: RuntimeExtr
     metrics,
     logger,
     deliveryNote,
+    state: telemetry.state,
     record(event: CaoEvent): RecordedEvent | undefined {
       try {
         return telemetry.emit(event);

@@ -11,7 +11,7 @@ import { SigningSecretError, secretKey } from '../exporters/signing.ts';
 import type { SinkFilterSpec } from '../exporters/sink-filter.ts';
 import { SLACK_WEB_API_URL } from '../exporters/transforms/slack.ts';
 import { type ParseContext, expandEnv, fail, isMapping } from './config-error.ts';
-import { EVENT_TYPES, ORCHESTRATION_TYPES, PHASES } from './events.ts';
+import { EVENT_TYPES, ORCHESTRATION_TYPES, PHASES } from './core/events.ts';
 
 export const BUILTIN_TRANSFORMS = ['slack', 'discord'] as const;
 export type BuiltinTransform = (typeof BUILTIN_TRANSFORMS)[number];

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import type { CaoEventData } from '../exporters/transform.ts';
+import type { CaoEventData } from '../src/core/fields.ts';
 import type { DemoSummary } from '../src/demo/demo-command.ts';
 import { startReceiver } from '../src/receiver.ts';
 import { startOtlpHttpReceiver } from './helpers/otlp-receiver.ts';
@@ -37,6 +37,14 @@ describe('cao-events demo', () => {
       }
       assert.deepEqual(summary.failures, { failed: 0, dropped: 0 });
       assert.equal(summary.traceIds.length, 1);
+      // every message names both agents: no consumer needs a terminal → agent table
+      for (const e of got) {
+        const data = e.data as CaoEventData;
+        if (data.event_type !== 'message_sent') continue;
+        assert.ok(data.sender_agent && data.receiver_agent, `${data.orchestration_type}/${data.phase} ${data.sender}→${data.receiver}: ${JSON.stringify(data)}`);
+      }
+      // one increasing sequence in the session's one trace
+      assert.deepEqual(got.map((e) => Number(e.sequence)), got.map((_, i) => i + 1));
       assert.match(stdout, /Summary: \d+ CloudEvents delivered/);
       // every CloudEvent's span reached the collector
       const spanIds = new Set(otlp.spans.map((s) => s.spanId));
@@ -55,6 +63,8 @@ describe('cao-events demo', () => {
     const spans = lines.flatMap((l) => (JSON.parse(l) as { resourceSpans: Array<{ scopeSpans: Array<{ spans: Array<{ name: string }> }> }> }).resourceSpans
       .flatMap((r) => r.scopeSpans.flatMap((s) => s.spans)));
     assert.ok(spans.some((s) => s.name === 'cao.session'));
-    assert.ok(spans.some((s) => s.name === 'cao.message_sent'));
+    assert.ok(spans.some((s) => s.name === 'execute_tool assign'), 'message spans are GenAI execute_tool spans');
+    assert.ok(spans.some((s) => s.name === 'invoke_workflow code_supervisor'), 'the session\'s lifetime span');
+    assert.ok(spans.some((s) => s.name === 'invoke_agent developer'), 'a worker\'s lifetime span');
   });
 });

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { PolicySink } from '../exporters/policy-sink.ts';
 import { loadConfig } from '../src/config.ts';
-import type { CaoEvent } from '../src/events.ts';
+import type { CaoEvent } from '../src/core/events.ts';
 import { createLogger } from '../src/logger.ts';
 import { type Runtime, startRuntime } from '../src/runtime.ts';
 import { startDiscordFake } from './helpers/discord-fake.ts';

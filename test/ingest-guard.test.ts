@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { request } from 'undici';
-import type { CaoEvent } from '../src/events.ts';
+import type { CaoEvent } from '../src/core/events.ts';
 import { createLogger } from '../src/logger.ts';
 import { CaoMetrics } from '../src/metrics.ts';
 import { startIngestServer } from '../src/sources/ingest-server.ts';

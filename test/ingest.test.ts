@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { request } from 'undici';
-import type { CaoEventData } from '../exporters/transform.ts';
+import type { CaoEventData } from '../src/core/fields.ts';
 import { createCaoTelemetry } from '../src/index.ts';
 import { startReceiver } from '../src/receiver.ts';
 import { startIngestServer } from '../src/sources/ingest-server.ts';
@@ -29,8 +29,13 @@ describe('plugin event mapping', () => {
   it('maps each post_* hook to its CaoEvent', () => {
     const base = { timestamp: '2026-08-22T10:15:30.123456Z', session_id: 'cao-x', traceparent: null };
     assert.deepEqual(pluginEventToCaoEvent({ ...base, event_type: 'post_create_session', session_name: 'cao-x' }), {
-      type: 'session_created', source: 'plugin', sessionId: 'cao-x', sessionName: 'cao-x', time: new Date('2026-08-22T10:15:30.123Z'),
+      // CAO's microseconds are kept (a Date would cut them to milliseconds)
+      type: 'session_created', source: 'plugin', sessionId: 'cao-x', sessionName: 'cao-x', time: [Date.parse('2026-08-22T10:15:30Z') / 1000, 123_456_000],
     });
+    // each hook call's id tells two identical deliveries apart; fields of other event types are not taken
+    const delivered = pluginEventToCaoEvent({ ...base, event_type: 'post_send_message', event_id: '4f1c', sender: 'a1b2c3d4', receiver: 'e5f6a7b8', message: 'hi', orchestration_type: 'send_message', agent_name: 'x' });
+    assert.equal(delivered.observationId, '4f1c');
+    assert.equal(delivered.agentName, undefined);
     const msg = pluginEventToCaoEvent({ ...base, event_type: 'post_send_message', sender: 'a1b2c3d4', receiver: 'e5f6a7b8', message: 'hi', orchestration_type: 'assign' });
     assert.equal(msg.type, 'message_sent');
     assert.equal(msg.orchestrationType, 'assign');
@@ -93,16 +98,21 @@ describe('ingest endpoint', () => {
     assert.equal(telemetry.emit({ type: 'session_killed', sessionName: 'cao-plugin-e2e', source: 'poller' }), undefined);
     await telemetry.shutdown();
 
+    // CAO's order (the first terminal before its session): still one trace, one increasing sequence
     const events = receiver.received.map((r) => r.event.data as CaoEventData);
     assert.deepEqual(events.map((e) => e.event_type), [
-      'session_created', 'terminal_created', 'terminal_created', 'message_sent', 'terminal_killed', 'terminal_killed', 'session_killed',
+      'terminal_created', 'session_created', 'terminal_created', 'message_sent', 'terminal_killed', 'terminal_killed', 'session_killed',
     ]);
+    assert.deepEqual(receiver.received.map((r) => Number(r.event.sequence)), [1, 2, 3, 4, 5, 6, 7]);
+    assert.equal(new Set(receiver.received.map((r) => String(r.event.traceparent).split('-')[1])).size, 1);
+    assert.equal(events[3]!.sender_agent, 'code_supervisor');
+    assert.equal(events[3]!.receiver_agent, 'developer');
     assert.ok(events.every((e) => e.observed_by === 'plugin' && e.session_name === 'cao-plugin-e2e'));
     assert.deepEqual(
       { sender: events[3]!.sender, receiver: events[3]!.receiver, type: events[3]!.orchestration_type, phase: events[3]!.phase },
       { sender: 'a1b2c3d4', receiver: 'e5f6a7b8', type: 'send_message', phase: 'delivered' },
     );
-    assert.equal(events[1]!.agent_name, 'code_supervisor');
+    assert.equal(events[0]!.agent_name, 'code_supervisor');
     await waitFor(() => otlp.spans.length >= 8, 5_000, 'spans');
     const traceIds = new Set(otlp.spans.map((s) => s.traceId));
     assert.equal(traceIds.size, 1, 'one trace for the session');

@@ -11,7 +11,10 @@ import { traceSamplerSetting } from '../src/otlp.ts';
 import { startReceiver } from '../src/receiver.ts';
 import { startOtlpHttpReceiver } from './helpers/otlp-receiver.ts';
 
-/** Three events (three spans under the session's root span) per session. */
+/**
+ * Four events per session: the three emitted and the terminal_killed the core reports for the
+ * terminal still live at session_killed (four event spans under the session's root span).
+ */
 let terminals = 0;
 function emitSession(telemetry: ReturnType<typeof createCaoTelemetry>, name: string, traceparent?: string): void {
   const terminalId = (0xa0000000 + terminals++).toString(16);
@@ -38,21 +41,21 @@ describe('OTEL_TRACES_SAMPLER on the OTLP path', () => {
 
   it('always_off: no span reaches OTLP, every CloudEvent is delivered', async () => {
     const { cloudEvents, spans } = await run({ OTEL_TRACES_SAMPLER: 'always_off' }, sessions.slice(0, 3));
-    assert.equal(cloudEvents.length, 9);
+    assert.equal(cloudEvents.length, 12);
     assert.equal(spans.length, 0);
   });
 
   it('always_on and the default export every span', async () => {
     for (const env of [{ OTEL_TRACES_SAMPLER: 'always_on' }, {}] as Array<Record<string, string>>) {
       const { cloudEvents, spans } = await run(env, sessions.slice(0, 3));
-      assert.equal(cloudEvents.length, 9);
-      assert.ok(spans.length >= 12, `root + 3 event spans per session (got ${spans.length})`);
+      assert.equal(cloudEvents.length, 12);
+      assert.ok(spans.length >= 15, `root + 4 event spans per session (got ${spans.length})`);
     }
   });
 
   it('traceidratio keeps whole sessions (all spans of a trace or none), CloudEvents all', async () => {
     const { cloudEvents, spans } = await run({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.5' }, sessions);
-    assert.equal(cloudEvents.length, 120, 'CloudEvents are never sampled');
+    assert.equal(cloudEvents.length, 160, 'CloudEvents are never sampled');
     const perTrace = new Map<string, number>();
     for (const s of spans) perTrace.set(s.traceId, (perTrace.get(s.traceId) ?? 0) + 1);
     assert.ok(perTrace.size > 0 && perTrace.size < 40, `about half of 40 sessions kept (kept ${perTrace.size})`);
@@ -69,7 +72,7 @@ describe('OTEL_TRACES_SAMPLER on the OTLP path', () => {
       { name: 'cao-not-sampled', traceparent: parent('00', 2) },
       { name: 'cao-no-parent' },
     ]);
-    assert.equal(cloudEvents.length, 9);
+    assert.equal(cloudEvents.length, 12);
     const sessionsSeen = new Set(spans.map((s) => String(s.attributes['cao.session.name'])));
     assert.deepEqual([...sessionsSeen].sort(), ['cao-no-parent', 'cao-sampled']);
     const off = await run({ OTEL_TRACES_SAMPLER: 'parentbased_always_off' }, [
@@ -77,7 +80,7 @@ describe('OTEL_TRACES_SAMPLER on the OTLP path', () => {
       { name: 'cao-no-parent' },
     ]);
     assert.deepEqual([...new Set(off.spans.map((s) => String(s.attributes['cao.session.name'])))], ['cao-sampled']);
-    assert.equal(off.cloudEvents.length, 6);
+    assert.equal(off.cloudEvents.length, 8);
   });
 
   it('reads the settings as the specification names them; anything else names the variable', () => {

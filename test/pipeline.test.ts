@@ -17,16 +17,18 @@ const SESSION = 'cao-3f2a9c1d';
 const SUP = 'a1b2c3d4';
 const WORKER = 'e5f6a7b8';
 
-/** A scripted session: all five event types. */
+/** A scripted session: all five event types, 100 ms apart. The session's kill also ends the supervisor, still live. */
+const T0 = Date.parse('2026-11-25T16:09:40.000Z');
+const at = (i: number) => new Date(T0 + i * 100);
 function script(session = SESSION): CaoEvent[] {
   return [
-    { type: 'session_created', sessionName: session, source: 'gateway' },
-    { type: 'terminal_created', sessionName: session, terminalId: SUP, agentName: 'code_supervisor', provider: 'kiro_cli', source: 'gateway' },
-    { type: 'terminal_created', sessionName: session, terminalId: WORKER, agentName: 'developer', provider: 'claude_code', source: 'gateway' },
-    { type: 'message_sent', sessionName: session, sender: SUP, receiver: WORKER, orchestrationType: 'assign', phase: 'dispatched', message: 'Implement the parser. Reply with "done" – ünïcode ✓', source: 'gateway' },
-    { type: 'message_sent', sessionName: session, sender: WORKER, receiver: SUP, orchestrationType: 'send_message', phase: 'delivered', message: 'done', source: 'poller' },
-    { type: 'terminal_killed', terminalId: WORKER, source: 'gateway' },
-    { type: 'session_killed', sessionName: session, source: 'gateway' },
+    { type: 'session_created', sessionName: session, source: 'gateway', time: at(0) },
+    { type: 'terminal_created', sessionName: session, terminalId: SUP, agentName: 'code_supervisor', provider: 'kiro_cli', source: 'gateway', time: at(1) },
+    { type: 'terminal_created', sessionName: session, terminalId: WORKER, agentName: 'developer', provider: 'claude_code', source: 'gateway', time: at(2) },
+    { type: 'message_sent', sessionName: session, sender: SUP, receiver: WORKER, orchestrationType: 'assign', phase: 'dispatched', message: 'Implement the parser. Reply with "done" – ünïcode ✓', source: 'gateway', time: at(3) },
+    { type: 'message_sent', sessionName: session, sender: WORKER, receiver: SUP, orchestrationType: 'send_message', phase: 'delivered', message: 'done', source: 'poller', time: at(4) },
+    { type: 'terminal_killed', terminalId: WORKER, source: 'gateway', time: at(5) },
+    { type: 'session_killed', sessionName: session, source: 'gateway', time: at(6) },
   ];
 }
 
@@ -38,16 +40,18 @@ for (const mode of ['structured', 'binary', 'batch'] as const) {
       const recorded = script().map((e) => telemetry.emit(e));
       await telemetry.forceFlush();
       const events = receiver.received.map((r) => r.event as CloudEventV1<CaoEventData>);
-      assert.equal(events.length, 7);
+      assert.equal(events.length, 8);
       assert.ok(receiver.received.every((r) => r.mode === mode));
       assert.deepEqual(
         events.map((e) => e.type),
-        ['session_created', 'terminal_created', 'terminal_created', 'message_sent', 'message_sent', 'terminal_killed', 'session_killed'].map(
+        ['session_created', 'terminal_created', 'terminal_created', 'message_sent', 'message_sent', 'terminal_killed', 'terminal_killed', 'session_killed'].map(
           (t) => `io.github.awslabs.cao.${t}`,
         ),
       );
+      // the supervisor's kill is recorded by the core when the session ends (no recorded[] entry)
+      const byEvent = [...recorded.slice(0, 6), undefined, recorded[6]];
       for (const [i, e] of events.entries()) {
-        const r = recorded[i]!;
+        const r = byEvent[i] ?? { traceId: e.id.split('-')[0]!, spanId: e.id.split('-')[1]! };
         assert.equal(e.specversion, '1.0');
         assert.equal(e.source, 'http://127.0.0.1:9889');
         assert.equal(e.subject, SESSION);
@@ -76,7 +80,9 @@ for (const mode of ['structured', 'binary', 'batch'] as const) {
         session_id: SESSION,
         session_name: SESSION,
         sender: SUP,
+        sender_agent: 'code_supervisor',
         receiver: WORKER,
+        receiver_agent: 'developer',
         message: 'Implement the parser. Reply with "done" – ünïcode ✓',
         orchestration_type: 'assign',
         phase: 'dispatched',
@@ -85,6 +91,9 @@ for (const mode of ['structured', 'binary', 'batch'] as const) {
       // the kill of a terminal carries what was known at its creation
       assert.equal(events[5]!.data?.agent_name, 'developer');
       assert.equal(events[5]!.data?.session_name, SESSION);
+      assert.equal(events[6]!.data?.terminal_id, SUP);
+      assert.equal(events[6]!.data?.agent_name, 'code_supervisor');
+      assert.equal(events[6]!.data?.observed_by, 'gateway');
       if (mode === 'binary') {
         const headers = receiver.received[3]!.headers;
         assert.equal(headers['ce-type'], 'io.github.awslabs.cao.message_sent');
@@ -167,7 +176,8 @@ describe('OTLP: the same spans reach a real OTLP receiver', () => {
       const telemetry = createCaoTelemetry({ callbackUrl: receiver.url });
       for (const event of script()) telemetry.emit(event);
       await telemetry.forceFlush();
-      await waitFor(() => otlp.spans.length >= 8, 10_000, 'spans at the OTLP receiver');
+      // the root, one span per event (8), and the lifetimes of two terminals and of the session
+      await waitFor(() => otlp.spans.length >= 12, 10_000, 'spans at the OTLP receiver');
       const spans = otlp.spans;
       const root = spans.find((s) => s.name === 'cao.session');
       assert.ok(root, 'a cao.session root span was exported');
@@ -176,7 +186,7 @@ describe('OTLP: the same spans reach a real OTLP receiver', () => {
       assert.equal(root.resource['deployment.environment'], 'ci');
       assert.equal(otlp.requests[0]!.headers['x-tenant'], 'cao-team');
       // every CloudEvent's traceparent names a span the collector got, all in the session's trace
-      assert.equal(receiver.received.length, 7);
+      assert.equal(receiver.received.length, 8);
       for (const { event } of receiver.received) {
         const [, traceId, spanId] = String(event.traceparent).split('-');
         const span = spans.find((s) => s.spanId === spanId);
@@ -199,6 +209,23 @@ describe('OTLP: the same spans reach a real OTLP receiver', () => {
       assert.equal(assign.events[0]!.attributes['cao.message.content'], 'Implement the parser. Reply with "done" – ünïcode ✓');
       assert.equal(terminalSpan(SUP).events[0]!.attributes['gen_ai.agent.name'], 'code_supervisor');
       assert.equal(terminalSpan(SUP).events[0]!.attributes['gen_ai.agent.id'], SUP);
+      // span names: GenAI operations where they fit, low-cardinality
+      assert.equal(assign.name, 'execute_tool assign');
+      assert.equal(assign.attributes['gen_ai.operation.name'], 'execute_tool');
+      assert.equal(terminalSpan(SUP).name, 'create_agent code_supervisor');
+      // lifetimes: first seen → killed, under the session's root
+      const ns = (i: number) => String(BigInt(T0 + i * 100) * 1_000_000n);
+      const life = (name: string) => spans.find((s) => s.name === name)!;
+      for (const [name, start, end] of [['invoke_agent developer', 2, 5], ['invoke_agent code_supervisor', 1, 6], ['invoke_workflow code_supervisor', 0, 6]] as const) {
+        const span = life(name);
+        assert.ok(span, `${name} exported`);
+        assert.equal(span.parentSpanId, root.spanId);
+        assert.equal(span.startTimeUnixNano, ns(start), `${name} starts when first seen`);
+        assert.equal(span.endTimeUnixNano, ns(end), `${name} ends when killed`);
+        assert.equal(span.events.length, 0, 'a lifetime span carries no event (no CloudEvent)');
+      }
+      assert.equal(life('invoke_agent developer').attributes['gen_ai.operation.name'], 'invoke_agent');
+      assert.equal(life('invoke_workflow code_supervisor').attributes['gen_ai.operation.name'], 'invoke_workflow');
       await telemetry.shutdown();
       await receiver.close();
       await otlp.close();

@@ -7,8 +7,8 @@ import { startCaoSimulator } from '../src/demo/cao-simulator.ts';
 import type { CaoSimulator, CaoSimulatorOptions, CaoVersion } from '../src/demo/cao-simulator.ts';
 import { createPoller } from '../src/sources/poller.ts';
 import type { Poller, PollerOptions } from '../src/sources/poller.ts';
-import type { CaoEvent } from '../src/events.ts';
-import { FactLedger } from '../src/fact-ledger.ts';
+import type { CaoEvent } from '../src/core/events.ts';
+import { createCaoTelemetry } from '../src/core/telemetry.ts';
 import { createLogger } from '../src/logger.ts';
 import { logCapture } from './helpers/log-capture.ts';
 import type { LogCapture } from './helpers/log-capture.ts';
@@ -54,10 +54,21 @@ interface Harness {
   /** Runs one cycle and returns the events it produced. */
   cycle(): Promise<CaoEvent[]>;
 }
+/**
+ * Every event carries the time of the request that observed it (an HrTime); deliveries carry
+ * CAO's inbox id as their observation id. The harness checks both and keeps the rest.
+ */
+function observed(e: CaoEvent): CaoEvent {
+  const { time, observationId, ...rest } = e;
+  assert.ok(Array.isArray(time) && time.length === 2, `${e.type} carries an HrTime`);
+  if (e.type === 'message_sent') assert.match(observationId ?? '', /^(inbox|assign-task):/);
+  else assert.equal(observationId, undefined);
+  return rest;
+}
 function harness(baseUrl: string, extra: Partial<PollerOptions> = {}): Harness {
   const events: CaoEvent[] = [];
   const logs = logCapture();
-  const poller = createPoller({ baseUrl, onEvent: (e) => events.push(e), logger: createLogger('debug', logs.stream), ...extra });
+  const poller = createPoller({ baseUrl, onEvent: (e) => events.push(observed(e)), logger: createLogger('debug', logs.stream), ...extra });
   return {
     poller, events, logs,
     async cycle() {
@@ -116,16 +127,16 @@ for (const version of ['head', '2.0.0'] as CaoVersion[]) {
       assert.deepEqual(warns(h.logs), []);
     });
 
-    it('through a FactLedger, start-up reconciliation and later identical observations give each fact once', async () => {
+    it('through the core, start-up reconciliation and later identical observations give each fact once', async () => {
       const s = await sim();
       const session = name();
       const sup = await launch(s, session);
-      const ledger = new FactLedger();
+      const core = createCaoTelemetry({ otlp: false });
       // The gateway already reported the launch before the sidecar's poller started.
-      assert.equal(ledger.admit({ type: 'session_created', sessionName: session, source: 'gateway' }), true);
+      assert.ok(core.emit({ type: 'session_created', sessionName: session, source: 'gateway' }));
       const admitted: CaoEvent[] = [];
       const onEvent = (e: CaoEvent): void => {
-        if (ledger.admit(e)) admitted.push(e);
+        if (core.emit(e)) admitted.push(e);
       };
       const a = poll(s, { onEvent });
       await a.poller.pollOnce();
@@ -167,9 +178,9 @@ for (const version of ['head', '2.0.0'] as CaoVersion[]) {
         s.killTerminalOutOfBand(worker);
       }
       assert.deepEqual(await h.cycle(), [], 'one absence is not enough');
+      // The poller reports what it saw (the terminal is gone); the core adds its agent and provider.
       assert.deepEqual(await h.cycle(), [{
-        type: 'terminal_killed', sessionName: session, sessionId: session, terminalId: worker,
-        agentName: 'reviewer', provider: 'claude_code', source: 'poller',
+        type: 'terminal_killed', sessionName: session, sessionId: session, terminalId: worker, source: 'poller',
       }]);
       assert.deepEqual(await h.cycle(), []);
     });

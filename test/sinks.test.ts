@@ -13,7 +13,7 @@ import { describe, it } from 'node:test';
 import type { PolicySink } from '../exporters/policy-sink.ts';
 import type { CaoEventData } from '../exporters/transform.ts';
 import { ConfigError, loadConfig } from '../src/config.ts';
-import type { CaoEvent } from '../src/events.ts';
+import type { CaoEvent } from '../src/core/events.ts';
 import { createLogger } from '../src/logger.ts';
 import { startReceiver } from '../src/receiver.ts';
 import { startRuntime } from '../src/runtime.ts';
@@ -45,6 +45,7 @@ function script(): CaoEvent[] {
       { type: 'message_sent', sessionName: session, sender: sup, receiver: dev, orchestrationType: 'handoff', phase: 'dispatched', message: `Review ${session}` },
       { type: 'message_sent', sessionName: session, sender: dev, receiver: sup, orchestrationType: 'send_message', phase: 'delivered', message: 'done' },
       { type: 'terminal_killed', sessionName: session, terminalId: dev },
+      { type: 'terminal_killed', sessionName: session, terminalId: sup },
       { type: 'session_killed', sessionName: session },
     );
   }
@@ -149,16 +150,16 @@ sinks:
       const d = x.event.data as CaoEventData;
       return `${d.session_name}:${d.event_type}${d.orchestration_type ? `:${d.orchestration_type}` : ''}`;
     });
-    assert.equal(callback.received.length, 16);
+    assert.equal(callback.received.length, 18);
     assert.deepEqual(seen(all), seen(callback));
     assert.ok(all.received.every((r) => r.mode === 'binary'));
     assert.deepEqual(seen(handoffs), ['cao-prod-1:message_sent:handoff', 'cao-dev-1:message_sent:handoff']);
-    assert.equal(prod.received.length, 8);
+    assert.equal(prod.received.length, 9);
     assert.ok(seen(prod).every((s) => s.startsWith('cao-prod-1:')));
     assert.ok(prod.received.every((r) => r.mode === 'batch'));
     assert.deepEqual(seen(lifecycle), ['cao-dev-1:session_created', 'cao-dev-1:session_killed']);
     const stats = (runtime.telemetry.sinks as PolicySink[]).slice(0, 4).map((s) => [s.name, s.stats.filtered, s.stats.delivered]);
-    assert.deepEqual(stats, [['all', 0, 16], ['handoffs', 14, 2], ['prod', 8, 8], ['lifecycle', 14, 2]]);
+    assert.deepEqual(stats, [['all', 0, 18], ['handoffs', 16, 2], ['prod', 9, 9], ['lifecycle', 16, 2]]);
     await runtime.close();
     await Promise.all([all, handoffs, prod, lifecycle, callback].map((r) => r.close()));
   });
@@ -198,7 +199,7 @@ sinks:
     headers: { X-Source: cao-events }
 `);
     const runtime = startRuntime(loadConfig({ configPath: path }), createLogger('silent'), { env: {} });
-    for (const event of script().slice(0, 8)) runtime.record(event);
+    for (const event of script().slice(0, 9)) runtime.record(event);
     await runtime.telemetry.forceFlush();
     type Card = { type: string; attachments: Array<{ contentType: string; content: { type: string; body: Array<{ type: string; text?: string; facts?: Array<{ title: string; value: string }> }> } }> };
     const cards = teams.json<Card>();
@@ -213,7 +214,7 @@ sinks:
     assert.equal(teams.requests[0]!.headers['content-type'], 'application/json; charset=utf-8');
     assert.equal(teams.requests[0]!.headers['x-source'], 'cao-events');
     const sink = runtime.telemetry.sinks[0] as PolicySink;
-    assert.equal(sink.stats.skipped, 5, 'session and terminal events: the transform returned null');
+    assert.equal(sink.stats.skipped, 6, 'session and terminal events: the transform returned null');
     assert.equal(sink.stats.delivered, 2);
     assert.equal(sink.stats.filtered, 1, 'the delivered-phase message');
     await runtime.close();

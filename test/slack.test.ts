@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { PolicySink } from '../exporters/policy-sink.ts';
 import { loadConfig } from '../src/config.ts';
-import type { CaoEvent } from '../src/events.ts';
+import type { CaoEvent } from '../src/core/events.ts';
 import { createLogger } from '../src/logger.ts';
 import { type Runtime, startRuntime } from '../src/runtime.ts';
 import { logCapture } from './helpers/log-capture.ts';
@@ -156,7 +156,8 @@ describe('slack: Web API (bot token), one thread per CAO session', () => {
     events.push({ type: 'session_killed', sessionName: 'cao-thread-a' }, { type: 'session_killed', sessionName: 'cao-thread-b' });
     for (const e of events) runtime.record(e);
     await runtime.telemetry.forceFlush();
-    await waitFor(() => sinkOf(runtime).stats.delivered === events.length, 30_000, 'all events delivered');
+    // each session's kill also ends its two terminals (terminal_killed events the core adds)
+    await waitFor(() => sinkOf(runtime).stats.delivered === events.length + 4, 30_000, 'all events delivered');
     assert.equal(slack.refused.length, 0, JSON.stringify(slack.refused));
     assert.equal(slack.rateLimited, 0);
     assert.ok(slack.posts.every((p) => p.headers.authorization === 'Bearer xoxb-test-token' && p.channel === 'C0CAOEVENTS'));

@@ -67,6 +67,7 @@ export function runWatchCommand(config: Config, logger: Logger): Promise<number>
       intervalMs: config.poller.intervalMs,
       confirmations: config.poller.confirmations,
       token: config.poller.token,
+      state: runtime.state,
       onEvent: (event) => runtime.record(event),
       logger,
     });

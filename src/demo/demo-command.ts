@@ -11,7 +11,7 @@ import { CONTENT_MODES, type ContentMode } from '../../exporters/encode.ts';
 import { HttpSink } from '../../exporters/http-sink.ts';
 import type { CaoEventData } from '../../exporters/transform.ts';
 import { ConfigError, DEFAULT_CONFIG, loadConfig, loadLogSettings } from '../config.ts';
-import { EVENT_TYPES } from '../events.ts';
+import { EVENT_TYPES } from '../core/events.ts';
 import { formatEventLine } from '../format-event.ts';
 import { startGatewayService } from '../gateway-service.ts';
 import { createLogger } from '../logger.ts';

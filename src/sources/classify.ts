@@ -3,8 +3,10 @@
  *
  * One rule table maps (method, path pattern) to a handler. Handlers are thin: the per-route logic
  * lives in pure exported functions (exchange in, CaoEvents out); the ExchangeClassifier keeps only
- * the small, bounded memory CAO v2.0.x's pattern-based handoff/assign needs, plus which session
- * each terminal is in (so a session delete can name its terminals).
+ * the small, bounded memory of the HTTP conversation CAO v2.0.x's pattern-based handoff/assign
+ * needs. What a terminal is (its session, its agent) is the core's state, not the classifier's:
+ * events name what the exchange shows, the core completes them (a session delete ends the
+ * session's terminals there too).
  *
  * CAO versions:
  * - HEAD (≥ v2.3): assign = POST /sessions/{s}/terminals?caller_id&defer_init=true with the task in
@@ -19,7 +21,7 @@
  *
  * Classification never throws: anything unexpected yields no events.
  */
-import { type CaoEvent, type OrchestrationType, ORCHESTRATION_TYPES, validateCaoEvent } from '../events.ts';
+import { type CaoEvent, type OrchestrationType, ORCHESTRATION_TYPES, validateCaoEvent } from '../core/events.ts';
 
 /** One finished HTTP exchange as the gateway saw it (the proxy's Exchange is compatible). */
 export interface ClassifiedExchange {
@@ -180,13 +182,15 @@ function terminalCreatedEvent(x: ClassifiedExchange, t: CreatedTerminal): CaoEve
  * body's `initial_message_orchestration_type`, or `assign` when the body names none
  * (terminal_service._schedule_deferred_init).
  */
-function initialMessageEvent(x: ClassifiedExchange, t: CreatedTerminal): CaoEvent[] {
+function initialMessageEvent(x: ClassifiedExchange, t: CreatedTerminal, created: CaoEvent): CaoEvent[] {
   const body = jsonObject(x.requestBody);
   const message = text(body, 'initial_message');
   if (!body || message === undefined) return [];
   const type = orchestration(body.initial_message_orchestration_type) ?? 'assign';
+  // CAO accepts the task with the terminal it creates: both at the end of the exchange (a
+  // dispatch timed at the request's arrival would precede the creation of its receiver).
   return [
-    event(x, {
+    { ...event(x, {
       type: 'message_sent',
       orchestrationType: type,
       phase: 'dispatched',
@@ -194,7 +198,7 @@ function initialMessageEvent(x: ClassifiedExchange, t: CreatedTerminal): CaoEven
       sender: t.callerId,
       receiver: t.terminalId,
       message,
-    }),
+    }), time: created.time },
   ];
 }
 
@@ -202,10 +206,11 @@ function initialMessageEvent(x: ClassifiedExchange, t: CreatedTerminal): CaoEven
 export function classifySessionCreate(x: ClassifiedExchange): CaoEvent[] {
   const t = createdTerminal(x);
   if (!t || !t.sessionName) return [];
+  const created = terminalCreatedEvent(x, t);
   return [
-    event(x, { type: 'session_created', sessionName: t.sessionName }),
-    terminalCreatedEvent(x, t),
-    ...initialMessageEvent(x, t),
+    { ...event(x, { type: 'session_created', sessionName: t.sessionName }), time: created.time },
+    created,
+    ...initialMessageEvent(x, t, created),
   ];
 }
 
@@ -213,29 +218,30 @@ export function classifySessionCreate(x: ClassifiedExchange): CaoEvent[] {
 export function classifyTerminalCreate(x: ClassifiedExchange, session: string): CaoEvent[] {
   const t = createdTerminal(x, session);
   if (!t) return [];
-  return [terminalCreatedEvent(x, t), ...(t.deferred ? initialMessageEvent(x, t) : [])];
+  const created = terminalCreatedEvent(x, t);
+  return [created, ...(t.deferred ? initialMessageEvent(x, t, created) : [])];
 }
 
-/** DELETE /sessions/{name} → 2xx `{success: true, deleted}`: each known terminal, then the session. */
-export function classifySessionDelete(x: ClassifiedExchange, session: string, terminals: readonly string[]): CaoEvent[] {
+/**
+ * DELETE /sessions/{name} → 2xx `{success: true, deleted}`: session_killed (the core ends the
+ * session's live terminals with it).
+ */
+export function classifySessionDelete(x: ClassifiedExchange, session: string): CaoEvent[] {
   if (!ok(x.status)) return [];
   const r = jsonObject(x.responseBody);
   if (!r || r.success !== true) return [];
   if (Array.isArray(r.deleted) && !r.deleted.includes(session)) return [];
-  return [
-    ...terminals.map((terminalId) => event(x, { type: 'terminal_killed', sessionName: session, terminalId })),
-    event(x, { type: 'session_killed', sessionName: session }),
-  ];
+  return [event(x, { type: 'session_killed', sessionName: session })];
 }
 
 /** DELETE /terminals/{id} → 2xx `{success: true}`: terminal_killed. */
-export function classifyTerminalDelete(x: ClassifiedExchange, terminalId: string, session?: string): CaoEvent[] {
+export function classifyTerminalDelete(x: ClassifiedExchange, terminalId: string): CaoEvent[] {
   if (!reportsSuccess(x)) return [];
-  return [event(x, { type: 'terminal_killed', sessionName: session, terminalId })];
+  return [event(x, { type: 'terminal_killed', terminalId })];
 }
 
 /** POST /terminals/{receiver}/inbox/messages → 2xx `{success: true, …}`: send_message dispatched. */
-export function classifyInboxMessage(x: ClassifiedExchange, receiver: string, session?: string): CaoEvent[] {
+export function classifyInboxMessage(x: ClassifiedExchange, receiver: string): CaoEvent[] {
   if (!reportsSuccess(x)) return [];
   const r = jsonObject(x.responseBody);
   return [
@@ -243,7 +249,6 @@ export function classifyInboxMessage(x: ClassifiedExchange, receiver: string, se
       type: 'message_sent',
       orchestrationType: 'send_message',
       phase: 'dispatched',
-      sessionName: session,
       sender: param(x.query, 'sender_id') ?? text(r, 'sender_id'),
       receiver,
       message: param(x.query, 'message'),
@@ -256,7 +261,7 @@ export function classifyInboxMessage(x: ClassifiedExchange, receiver: string, se
  * that type. Undefined when the input names no orchestration type (then it is raw input, or a
  * v2.0.x pattern the classifier decides).
  */
-export function classifyTypedInput(x: ClassifiedExchange, receiver: string, session?: string): CaoEvent[] | undefined {
+export function classifyTypedInput(x: ClassifiedExchange, receiver: string): CaoEvent[] | undefined {
   const type = orchestration(param(x.query, 'orchestration_type'));
   if (type === undefined) return undefined;
   if (!reportsSuccess(x)) return [];
@@ -265,7 +270,6 @@ export function classifyTypedInput(x: ClassifiedExchange, receiver: string, sess
       type: 'message_sent',
       orchestrationType: type,
       phase: 'dispatched',
-      sessionName: session,
       sender: param(x.query, 'sender_id'),
       receiver,
       message: param(x.query, 'message'),
@@ -281,7 +285,7 @@ export function classifyTypedInput(x: ClassifiedExchange, receiver: string, sess
 export function classifyPatternInput(
   x: ClassifiedExchange,
   receiver: string,
-  known: { polled: boolean; caller?: string; session?: string },
+  known: { polled: boolean; caller?: string },
 ): CaoEvent[] {
   if (!reportsSuccess(x)) return [];
   const message = param(x.query, 'message');
@@ -290,7 +294,6 @@ export function classifyPatternInput(
       type: 'message_sent',
       orchestrationType: known.polled ? 'handoff' : 'assign',
       phase: 'dispatched',
-      sessionName: known.session,
       sender: senderFromMessage(message) ?? known.caller,
       receiver,
       message,
@@ -302,7 +305,7 @@ export function classifyPatternInput(
 export function classifyHandoffOutput(
   x: ClassifiedExchange,
   worker: string,
-  known: { sender?: string; session?: string; agentName?: string },
+  known: { sender?: string },
 ): CaoEvent[] {
   if (x.status !== 200 || x.query.get('mode') !== 'last') return [];
   const output = jsonObject(x.responseBody)?.output;
@@ -312,9 +315,6 @@ export function classifyHandoffOutput(
       type: 'message_sent',
       orchestrationType: 'handoff',
       phase: 'completed',
-      sessionName: known.session,
-      terminalId: worker,
-      agentName: known.agentName,
       sender: worker,
       receiver: known.sender,
       message: output,
@@ -322,7 +322,10 @@ export function classifyHandoffOutput(
   ];
 }
 
-/** POST /terminals/run-step, request arrived (HEAD handoff): handoff dispatched. */
+/**
+ * POST /terminals/run-step, request arrived (HEAD handoff): handoff dispatched. The worker does
+ * not exist yet: the event names the receiver's agent profile, not its terminal.
+ */
 export function classifyRunStepRequest(x: ArrivedRequest): CaoEvent[] {
   const body = jsonObject(x.requestBody);
   if (!body || isWorkflowStep(body)) return [];
@@ -332,9 +335,9 @@ export function classifyRunStepRequest(x: ArrivedRequest): CaoEvent[] {
       orchestrationType: 'handoff',
       phase: 'dispatched',
       sessionName: text(body, 'session_name'),
-      agentName: text(body, 'agent'),
       sender: text(body, 'caller_id'),
       receiver: text(body, 'reuse_terminal_id'),
+      receiverAgent: text(body, 'agent'),
       message: text(body, 'prompt'),
     }),
   ];
@@ -350,7 +353,7 @@ export function classifyRunStepResult(x: ClassifiedExchange): CaoEvent[] {
     type: 'message_sent' as const,
     orchestrationType: 'handoff' as const,
     sessionName: text(body, 'session_name'),
-    agentName: text(body, 'agent'),
+    senderAgent: text(body, 'agent'),
     receiver: text(body, 'caller_id'),
   };
   if (x.status === 200) {
@@ -358,28 +361,17 @@ export function classifyRunStepResult(x: ClassifiedExchange): CaoEvent[] {
     const worker = text(r, 'terminal_id');
     const lastMessage = r.last_message;
     if (!worker || typeof lastMessage !== 'string') return [];
-    return [event(x, { ...common, phase: 'completed', terminalId: worker, sender: worker, message: lastMessage })];
+    return [event(x, { ...common, phase: 'completed', sender: worker, message: lastMessage })];
   }
   if (x.status === 502 || x.status === 504) {
     const detail = r.detail;
     if (detail === null || typeof detail !== 'object' || Array.isArray(detail)) return [];
     const worker = text(detail as Json, 'terminal_id');
     return [
-      event(x, { ...common, phase: 'failed', terminalId: worker, sender: worker, message: text(detail as Json, 'message') }),
+      event(x, { ...common, phase: 'failed', sender: worker, message: text(detail as Json, 'message') }),
     ];
   }
   return [];
-}
-
-/** GET /sessions/{name} → 200: the ids of the terminals it lists. */
-export function sessionTerminalIds(x: ClassifiedExchange): string[] {
-  if (x.status !== 200) return [];
-  const terminals = jsonObject(x.responseBody)?.terminals;
-  if (!Array.isArray(terminals)) return [];
-  return terminals.flatMap((t: unknown) => {
-    const id = t !== null && typeof t === 'object' ? text(t as Json, 'id') : undefined;
-    return id ? [id] : [];
-  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -388,8 +380,6 @@ export function sessionTerminalIds(x: ClassifiedExchange): string[] {
 
 /** What the classifier remembers of one terminal. */
 interface TerminalMemo {
-  session?: string;
-  agentName?: string;
   /** Created through the gateway by a pre-v2.3 server (no `caller_id` in its JSON) with no
    * deferred task: its first input is classified by the v2.0.x pattern. */
   pattern: boolean;
@@ -411,9 +401,12 @@ class Memory {
   readonly #limit: number;
   /** The last `GET /terminals/{X}/working-directory` (a v2.0.x supervisor about to create). */
   lookup: { terminalId: string; at: number } | undefined;
+  /** The core's answer to "which session is this terminal in". */
+  readonly sessionOf: (terminalId: string) => string | undefined;
 
-  constructor(limit: number) {
+  constructor(limit: number, sessionOf: (terminalId: string) => string | undefined) {
     this.#limit = Math.max(1, limit);
+    this.sessionOf = sessionOf;
   }
 
   get(id: string): TerminalMemo | undefined {
@@ -439,13 +432,6 @@ class Memory {
     this.#terminals.delete(id);
   }
 
-  /** Known terminals of a session, sorted by id. */
-  inSession(session: string): string[] {
-    const ids: string[] = [];
-    for (const [id, memo] of this.#terminals) if (memo.session === session) ids.push(id);
-    return ids.sort();
-  }
-
   get size(): number {
     return this.#terminals.size;
   }
@@ -469,7 +455,7 @@ export interface Rule {
 }
 
 const remember = (m: Memory, t: CreatedTerminal, extra: Partial<TerminalMemo> = {}): void => {
-  m.put(t.terminalId, { session: t.sessionName, agentName: t.agentName, caller: t.callerId, ...extra });
+  m.put(t.terminalId, { caller: t.callerId, ...extra });
 };
 
 /** A terminal that received its task; a handoff's worker now owes a result (status unknown yet). */
@@ -484,7 +470,7 @@ function inferredCaller(x: ClassifiedExchange, session: string, m: Memory): stri
   const lookup = m.lookup;
   if (!lookup) return undefined;
   m.lookup = undefined;
-  const known = m.get(lookup.terminalId)?.session;
+  const known = m.sessionOf(lookup.terminalId);
   if (known !== undefined && known !== session) return undefined;
   return Math.abs(x.startedAt.getTime() - lookup.at) <= CALLER_LOOKUP_WINDOW_MS ? lookup.terminalId : undefined;
 }
@@ -500,21 +486,8 @@ export const RULES: readonly Rule[] = [
     },
   },
   {
-    method: 'GET', path: '/sessions/{session}', capture: true,
-    onExchange: (x, p, m) => {
-      for (const id of sessionTerminalIds(x)) m.put(id, { session: p.session });
-      return [];
-    },
-  },
-  {
     method: 'DELETE', path: '/sessions/{session}', capture: true,
-    onExchange: (x, p, m) => {
-      const session = p.session!;
-      const terminals = m.inSession(session);
-      const events = classifySessionDelete(x, session, terminals);
-      if (events.length > 0) for (const id of terminals) m.forget(id);
-      return events;
-    },
+    onExchange: (x, p) => classifySessionDelete(x, p.session!),
   },
   {
     method: 'POST', path: '/sessions/{session}/terminals', capture: true,
@@ -537,16 +510,10 @@ export const RULES: readonly Rule[] = [
     method: 'GET', path: '/terminals/{id}', capture: true,
     onExchange: (x, p, m) => {
       if (x.status !== 200) return [];
-      const t = jsonObject(x.responseBody);
       const known = m.get(p.id!);
-      const session = text(t, 'session_name');
-      if (known || session) {
-        m.put(p.id!, {
-          ...(session ? { session } : {}),
-          ...(text(t, 'status') ? { status: text(t, 'status') } : {}),
-          ...(known && !known.inputSeen ? { polled: true } : {}),
-        });
-      }
+      if (!known) return [];
+      const status = text(jsonObject(x.responseBody), 'status');
+      m.put(p.id!, { ...(status ? { status } : {}), ...(!known.inputSeen ? { polled: true } : {}) });
       return [];
     },
   },
@@ -564,7 +531,7 @@ export const RULES: readonly Rule[] = [
       const id = p.id!;
       const known = m.get(id);
       if (!reportsSuccess(x)) return [];
-      const typed = classifyTypedInput(x, id, known?.session);
+      const typed = classifyTypedInput(x, id);
       if (typed !== undefined) {
         m.put(id, afterInput(typed));
         return typed;
@@ -586,9 +553,7 @@ export const RULES: readonly Rule[] = [
       const known = m.get(id);
       // The MCP server reads the result right after a poll said `completed`.
       if (!known?.awaitingResult || (known.status !== undefined && known.status !== 'completed')) return [];
-      const events = classifyHandoffOutput(x, id, {
-        sender: known.handoffSender, session: known.session, agentName: known.agentName,
-      });
+      const events = classifyHandoffOutput(x, id, { sender: known.handoffSender });
       if (events.length > 0) m.put(id, { awaitingResult: false, handoffSender: undefined });
       return events;
     },
@@ -597,14 +562,14 @@ export const RULES: readonly Rule[] = [
     method: 'DELETE', path: '/terminals/{id}', capture: true,
     onExchange: (x, p, m) => {
       const id = p.id!;
-      const events = classifyTerminalDelete(x, id, m.get(id)?.session);
+      const events = classifyTerminalDelete(x, id);
       if (events.length > 0) m.forget(id);
       return events;
     },
   },
   {
     method: 'POST', path: '/terminals/{id}/inbox/messages', capture: true,
-    onExchange: (x, p, m) => classifyInboxMessage(x, p.id!, m.get(p.id!)?.session),
+    onExchange: (x, p) => classifyInboxMessage(x, p.id!),
   },
 ];
 
@@ -667,6 +632,8 @@ function valid(events: CaoEvent[]): CaoEvent[] {
 export interface ExchangeClassifierOptions {
   /** Terminals remembered at most (oldest forgotten first). Default 10 000. */
   maxTracked?: number;
+  /** Asks the core which session a terminal is in (CaoStateView.sessionOfTerminal). */
+  sessionOfTerminal?: (terminalId: string) => string | undefined;
 }
 
 /** Turns the gateway's exchanges into CaoEvents; keeps a small, bounded memory. */
@@ -674,7 +641,7 @@ export class ExchangeClassifier {
   readonly #memory: Memory;
 
   constructor(opts: ExchangeClassifierOptions = {}) {
-    this.#memory = new Memory(opts.maxTracked ?? 10_000);
+    this.#memory = new Memory(opts.maxTracked ?? 10_000, opts.sessionOfTerminal ?? (() => undefined));
   }
 
   /**
@@ -703,6 +670,19 @@ export class ExchangeClassifier {
     } catch {
       return [];
     }
+  }
+
+  /**
+   * The message an arriving request dispatches, when CAO may deliver it before answering (HEAD
+   * delivers an inbox message to an idle receiver inside the POST): the gateway holds other
+   * sources' reports of that delivery until the dispatch is reported, so the session's
+   * sequence follows cause and effect.
+   */
+  dispatchOf(x: ArrivedRequest): { orchestrationType: OrchestrationType; sender?: string; receiver: string } | undefined {
+    if (x.method.toUpperCase() !== 'POST') return undefined;
+    const params = matchPath('/terminals/{id}/inbox/messages', x.path);
+    if (!params) return undefined;
+    return { orchestrationType: 'send_message', sender: param(x.query, 'sender_id'), receiver: params.id! };
   }
 
   /** An exchange is over. */

@@ -10,7 +10,7 @@
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { CaoEvent } from '../events.ts';
+import type { CaoEvent } from '../core/events.ts';
 import { listenError } from '../listen-error.ts';
 import { silentLogger } from '../logger.ts';
 import type { CaoMetrics } from '../metrics.ts';

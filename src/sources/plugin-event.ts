@@ -3,7 +3,8 @@
  * post_* hook dataclasses as JSON, CAO's field names) to a CaoEvent. Throws PluginEventError
  * with a message naming the bad field.
  */
-import { type CaoEvent, ORCHESTRATION_TYPES, type OrchestrationType, validateCaoEvent } from '../events.ts';
+import { type CaoEvent, type ValidCaoEvent, ORCHESTRATION_TYPES, type OrchestrationType, validateCaoEvent } from '../core/events.ts';
+import { parseTimestamp } from '../core/time.ts';
 
 export class PluginEventError extends Error {
   override name = 'PluginEventError';
@@ -24,7 +25,7 @@ function text(raw: Record<string, unknown>, key: string): string | undefined {
   return value;
 }
 
-export function pluginEventToCaoEvent(raw: unknown): CaoEvent {
+export function pluginEventToCaoEvent(raw: unknown): ValidCaoEvent {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new PluginEventError('a plugin event must be a JSON object');
   }
@@ -35,12 +36,10 @@ export function pluginEventToCaoEvent(raw: unknown): CaoEvent {
   if (!type) {
     throw new PluginEventError(`event_type ${JSON.stringify(hook)} is not one of ${Object.keys(HOOKS).join(', ')}`);
   }
+  // CAO's timestamps carry microseconds: parsed as text, so no precision is lost to a Date.
   const timestamp = text(fields, 'timestamp');
-  let time: Date | undefined;
-  if (timestamp) {
-    time = new Date(timestamp);
-    if (Number.isNaN(time.getTime())) throw new PluginEventError('timestamp is not an ISO 8601 time');
-  }
+  const time = timestamp === undefined ? undefined : parseTimestamp(timestamp);
+  if (timestamp !== undefined && time === undefined) throw new PluginEventError('timestamp is not an ISO 8601 time');
   const sessionId = text(fields, 'session_id');
   const orchestration = text(fields, 'orchestration_type');
   if (orchestration && !(ORCHESTRATION_TYPES as readonly string[]).includes(orchestration)) {
@@ -51,13 +50,16 @@ export function pluginEventToCaoEvent(raw: unknown): CaoEvent {
     source: 'plugin',
     sessionId,
     sessionName: text(fields, 'session_name') ?? sessionId,
-    terminalId: text(fields, 'terminal_id'),
-    agentName: text(fields, 'agent_name'),
-    provider: text(fields, 'provider'),
-    sender: text(fields, 'sender'),
-    receiver: text(fields, 'receiver'),
-    message: text(fields, 'message'),
+    ...(type === 'terminal_created' || type === 'terminal_killed'
+      ? { terminalId: text(fields, 'terminal_id'), agentName: text(fields, 'agent_name'), provider: text(fields, 'provider') }
+      : {}),
+    ...(type === 'message_sent'
+      ? { sender: text(fields, 'sender'), receiver: text(fields, 'receiver'), message: text(fields, 'message') }
+      : {}),
     traceparent: text(fields, 'traceparent'),
+    // One id per hook call (the plugin adds it): the same hook forwarded twice is one fact,
+    // two hook calls with the same content are two occurrences.
+    observationId: text(fields, 'event_id'),
     time,
   };
   if (type === 'message_sent') {

@@ -23,6 +23,13 @@
  * (and is not in `status=failed`) as delivered. A message created and delivered between two
  * cycles of a saturated terminal is not seen.
  *
+ * The core's state: sessions and terminals another source reported (the gateway saw them created)
+ * are checked too, so their disappearance is reported even when no listing ever showed them; a
+ * state-known one counts as absent only in a listing that started after it was first seen.
+ *
+ * Times: each fact carries the time of the request that observed it (not when the cycle ended),
+ * so a fact observed before a kill another source reported sorts before that kill.
+ *
  * Start-up: history is not replayed. Terminals seen in the start-up phase (until the first
  * non-empty successful listing, or `confirmations` successful empty ones) take their delivered
  * messages as a baseline; terminals that appear later are new, so everything delivered to them
@@ -30,7 +37,10 @@
  */
 import { Pool } from 'undici';
 import type { Logger } from 'pino';
-import type { CaoEvent } from '../events.ts';
+import type { HrTime } from '@opentelemetry/api';
+import type { CaoEvent } from '../core/events.ts';
+import type { CaoStateView } from '../core/state.ts';
+import { hrTimeToMillis } from '../core/time.ts';
 import { silentLogger } from '../logger.ts';
 
 export interface PollerOptions {
@@ -48,6 +58,8 @@ export interface PollerOptions {
   inboxLimit?: number;
   /** Called for each reconciled fact (source 'poller'). */
   onEvent: (event: CaoEvent) => void;
+  /** The core's state: sessions and terminals other sources reported are reconciled too. */
+  state?: CaoStateView;
   logger?: Logger;
 }
 
@@ -76,6 +88,18 @@ interface TerminalRow {
   provider?: string;
   /** HEAD only. */
   status?: string;
+}
+
+/** When the observing request started (ms) and its HrTime. */
+interface Seen {
+  ms: number;
+  time: HrTime;
+}
+
+function seenNow(): Seen {
+  const ms = performance.timeOrigin + performance.now();
+  const seconds = Math.floor(ms / 1000);
+  return { ms, time: [seconds, Math.round((ms - seconds * 1000) * 1e6)] };
 }
 interface InboxRow {
   id: string;
@@ -157,8 +181,6 @@ class RecentIds {
 
 interface TerminalState {
   id: string;
-  agentName?: string;
-  provider?: string;
   missing: number;
   /** Seen in the start-up phase: what was delivered before first sight is history. */
   baseline: boolean;
@@ -180,8 +202,8 @@ interface SessionState {
 }
 
 type Observation =
-  | { kind: 'ok'; value: unknown }
-  | { kind: 'missing' }
+  | { kind: 'ok'; value: unknown; seen: Seen }
+  | { kind: 'missing'; seen: Seen }
   | { kind: 'failed' };
 
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
@@ -254,6 +276,7 @@ export function createPoller(opts: PollerOptions): Poller {
 
   /** GET `path` (route: the path template, for logs). 404 is `missing` only when `allow404`. */
   async function get(path: string, route: string, allow404 = false): Promise<Observation> {
+    const seen = seenNow();
     pool ??= new Pool(origin, {
       connections: CONCURRENCY,
       pipelining: 1,
@@ -269,7 +292,7 @@ export function createPoller(opts: PollerOptions): Poller {
       });
       if (res.statusCode !== 200) {
         await res.body.dump().catch(() => undefined);
-        if (res.statusCode === 404 && allow404) return { kind: 'missing' };
+        if (res.statusCode === 404 && allow404) return { kind: 'missing', seen };
         warn(route, `status ${res.statusCode}`);
         return { kind: 'failed' };
       }
@@ -284,7 +307,7 @@ export function createPoller(opts: PollerOptions): Poller {
         chunks.push(chunk);
       }
       try {
-        return { kind: 'ok', value: JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown };
+        return { kind: 'ok', value: JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown, seen };
       } catch {
         // JSON.parse's message quotes the body: never log it.
         warn(route, 'invalid JSON');
@@ -302,7 +325,12 @@ export function createPoller(opts: PollerOptions): Poller {
   // ---- one cycle ----
 
   /** Terminals whose deferred task was delivered in this cycle. */
-  const taskDelivered: Array<{ s: SessionState; t: TerminalState }> = [];
+  const taskDelivered: Array<{ s: SessionState; t: TerminalState; seen: Seen }> = [];
+
+  /** Known to the core (another source reported it) since before `seen`. */
+  function knownBefore(firstSeen: HrTime | undefined, seen: Seen): boolean {
+    return firstSeen !== undefined && hrTimeToMillis(firstSeen) < seen.ms;
+  }
 
   async function cycle(): Promise<void> {
     const listing = await get('/sessions', 'GET /sessions');
@@ -319,12 +347,13 @@ export function createPoller(opts: PollerOptions): Poller {
     const listedNames = new Set(listed.map((s) => s.name));
     for (const row of listed) {
       if (sessions.has(row.name)) continue;
-      const s: SessionState = {
-        name: row.name, missing: 0, preexisting: inStartup, detailSeen: false, terminals: new Map(),
-        ...(row.id ? { id: row.id } : {}),
-      };
-      sessions.set(row.name, s);
-      emit({ type: 'session_created', sessionName: s.name, ...(s.id ? { sessionId: s.id } : {}) });
+      const s = track(row.name, inStartup, row.id);
+      emit({ type: 'session_created', sessionName: s.name, ...(s.id ? { sessionId: s.id } : {}), time: listing.seen.time });
+    }
+    // Sessions the core knows live from other sources and this poller has not listed: their
+    // disappearance is reported too (absence counts only for a listing made after they were seen).
+    for (const name of opts.state?.liveSessions() ?? []) {
+      if (!sessions.has(name) && knownBefore(opts.state?.session(name)?.firstSeen, listing.seen)) track(name, false);
     }
 
     const names = [...sessions.keys()];
@@ -337,7 +366,7 @@ export function createPoller(opts: PollerOptions): Poller {
       if (obs.kind === 'missing') {
         // Listed but 404: a race with a kill; not proof either way.
         if (listedNames.has(name)) return;
-        if (++s.missing >= confirmations) killSession(s);
+        if (++s.missing >= confirmations) killSession(s, obs.seen);
         return;
       }
       const rows = parseSessionDetail(obs.value);
@@ -346,23 +375,25 @@ export function createPoller(opts: PollerOptions): Poller {
         return;
       }
       s.missing = 0;
-      reconcileTerminals(s, rows);
+      reconcileTerminals(s, rows, obs.seen);
     });
 
     // HEAD's deferred assign: the server delivered the task when the worker left `unknown`.
     const delivered = taskDelivered.splice(0);
     const callers = await mapLimit(delivered, CONCURRENCY, ({ t }) => get(`/terminals/${seg(t.id)}`, 'GET /terminals/{id}', true));
-    delivered.forEach(({ s, t }, i) => {
+    delivered.forEach(({ s, t, seen }, i) => {
       const obs = callers[i]!;
       const caller = obs.kind === 'ok' && isObject(obs.value) ? str(obs.value.caller_id) : undefined;
       if (!caller) return; // no caller: a plain launch, not an assign
       emit({
         type: 'message_sent', orchestrationType: 'assign', phase: 'delivered',
         sessionName: s.name, ...(s.id ? { sessionId: s.id } : {}), sender: caller, receiver: t.id,
+        observationId: `assign-task:${t.id}`, time: seen.time,
       });
     });
 
-    const terminals = [...sessions.values()].flatMap((s) => [...s.terminals.values()].map((t) => ({ s, t })));
+    const terminals = [...sessions.values()].flatMap((s) =>
+      [...s.terminals.values()].filter((t) => t.missing === 0).map((t) => ({ s, t })));
     const inboxes = await mapLimit(terminals, CONCURRENCY, ({ t }) => fetchInbox(t));
     terminals.forEach(({ s, t }, i) => {
       const got = inboxes[i]!;
@@ -370,51 +401,68 @@ export function createPoller(opts: PollerOptions): Poller {
     });
   }
 
-  function terminalFacts(s: SessionState, t: TerminalState): CaoEvent {
+  function track(name: string, preexisting: boolean, id?: string): SessionState {
+    const s: SessionState = {
+      name, missing: 0, preexisting, detailSeen: false, terminals: new Map(), ...(id ? { id } : {}),
+    };
+    sessions.set(name, s);
+    return s;
+  }
+
+  /** What the poller reports of a terminal; the core adds what it knows (agent, provider). */
+  function terminalFacts(s: SessionState, t: TerminalState, type: 'terminal_created' | 'terminal_killed', seen: Seen): CaoEvent {
     return {
-      type: 'terminal_created', sessionName: s.name, terminalId: t.id,
-      ...(s.id ? { sessionId: s.id } : {}),
-      ...(t.agentName ? { agentName: t.agentName } : {}),
-      ...(t.provider ? { provider: t.provider } : {}),
+      type, sessionName: s.name, terminalId: t.id, time: seen.time, ...(s.id ? { sessionId: s.id } : {}),
     };
   }
 
-  function killSession(s: SessionState): void {
-    for (const t of s.terminals.values()) emit({ ...terminalFacts(s, t), type: 'terminal_killed' });
+  function killSession(s: SessionState, seen: Seen): void {
+    for (const t of s.terminals.values()) emit(terminalFacts(s, t, 'terminal_killed', seen));
     sessions.delete(s.name);
-    emit({ type: 'session_killed', sessionName: s.name, ...(s.id ? { sessionId: s.id } : {}) });
+    emit({ type: 'session_killed', sessionName: s.name, ...(s.id ? { sessionId: s.id } : {}), time: seen.time });
   }
 
-  function reconcileTerminals(s: SessionState, rows: TerminalRow[]): void {
+  function newTerminal(s: SessionState, id: string, awaitingTask: boolean): TerminalState {
+    const t: TerminalState = {
+      id, missing: 0, baseline: s.preexisting && !s.detailSeen, primed: false,
+      delivered: new RecentIds(inboxLimit * 4), pending: new Map(), awaitingTask,
+    };
+    s.terminals.set(id, t);
+    return t;
+  }
+
+  function reconcileTerminals(s: SessionState, rows: TerminalRow[], seen: Seen): void {
     const present = new Set<string>();
     for (const row of rows) {
       present.add(row.id);
       const known = s.terminals.get(row.id);
       if (known) {
         known.missing = 0;
-        known.agentName ??= row.agentName;
-        known.provider ??= row.provider;
         if (known.awaitingTask && row.status !== undefined && row.status !== 'unknown') {
           known.awaitingTask = false;
-          taskDelivered.push({ s, t: known });
+          taskDelivered.push({ s, t: known, seen });
         }
         continue;
       }
-      const t: TerminalState = {
-        id: row.id, missing: 0, baseline: s.preexisting && !s.detailSeen, primed: false,
-        delivered: new RecentIds(inboxLimit * 4), pending: new Map(), awaitingTask: row.status === 'unknown',
+      const t = newTerminal(s, row.id, row.status === 'unknown');
+      emit({
+        ...terminalFacts(s, t, 'terminal_created', seen),
         ...(row.agentName ? { agentName: row.agentName } : {}),
         ...(row.provider ? { provider: row.provider } : {}),
-      };
-      s.terminals.set(t.id, t);
-      emit(terminalFacts(s, t));
+      });
     }
     s.detailSeen = true;
+    // Terminals the core knows live in this session from other sources, never listed here.
+    for (const id of opts.state?.liveTerminals(s.name) ?? []) {
+      if (!present.has(id) && !s.terminals.has(id) && knownBefore(opts.state?.terminal(id)?.firstSeen, seen)) {
+        newTerminal(s, id, false).primed = true;
+      }
+    }
     for (const t of [...s.terminals.values()]) {
       if (present.has(t.id)) continue;
       if (++t.missing >= confirmations) {
         s.terminals.delete(t.id);
-        emit({ ...terminalFacts(s, t), type: 'terminal_killed' });
+        emit(terminalFacts(s, t, 'terminal_killed', seen));
       }
     }
   }
@@ -423,6 +471,8 @@ export function createPoller(opts: PollerOptions): Poller {
 
   interface InboxFetch {
     delivered: InboxRow[];
+    /** When the delivered list was asked for. */
+    seen: Seen;
     saturated: boolean;
     /** Saturated only: the pending list, when fetched. */
     pending?: InboxRow[];
@@ -430,13 +480,13 @@ export function createPoller(opts: PollerOptions): Poller {
     failedIds?: Set<string>;
   }
 
-  async function inboxList(t: TerminalState, status: string): Promise<InboxRow[] | undefined> {
+  async function inboxList(t: TerminalState, status: string): Promise<{ rows: InboxRow[]; seen: Seen } | undefined> {
     const route = `GET /terminals/{id}/inbox/messages (${status})`;
     const obs = await get(`/terminals/${seg(t.id)}/inbox/messages?limit=${inboxLimit}&status=${status}`, route);
     if (obs.kind !== 'ok') return undefined;
     const rows = parseInbox(obs.value);
     if (!rows) warn(route, 'unexpected shape');
-    return rows?.filter((m) => m.status === status);
+    return rows && { rows: rows.filter((m) => m.status === status), seen: obs.seen };
   }
 
   /** Tracked pending messages absent from a complete pending list and not seen delivered. */
@@ -450,22 +500,24 @@ export function createPoller(opts: PollerOptions): Poller {
   async function fetchInbox(t: TerminalState): Promise<InboxFetch | undefined> {
     const delivered = await inboxList(t, 'delivered');
     if (!delivered) return undefined;
-    const got: InboxFetch = { delivered, saturated: delivered.length >= inboxLimit };
+    const got: InboxFetch = { delivered: delivered.rows, seen: delivered.seen, saturated: delivered.rows.length >= inboxLimit };
     if (!got.saturated) return got;
     const pending = await inboxList(t, 'pending');
-    if (pending) got.pending = pending;
+    if (pending) got.pending = pending.rows;
     if (leftPending(t, got).length > 0) {
       const failed = await inboxList(t, 'failed');
-      if (failed) got.failedIds = new Set(failed.map((m) => m.id));
+      if (failed) got.failedIds = new Set(failed.rows.map((m) => m.id));
     }
     return got;
   }
 
-  function emitDelivered(s: SessionState, m: InboxRow): void {
+  /** One delivery, identified by CAO's inbox message id (two deliveries of one text are two facts). */
+  function emitDelivered(s: SessionState, m: InboxRow, seen: Seen): void {
     emit({
       type: 'message_sent', orchestrationType: 'send_message', phase: 'delivered',
       sessionName: s.name, ...(s.id ? { sessionId: s.id } : {}),
       ...(m.sender ? { sender: m.sender } : {}), receiver: m.receiver, message: m.message,
+      observationId: `inbox:${m.id}`, time: seen.time,
     });
   }
 
@@ -473,7 +525,7 @@ export function createPoller(opts: PollerOptions): Poller {
     const history = !t.primed && t.baseline;
     t.primed = true;
     for (const m of got.delivered) {
-      if (!t.delivered.has(m.id) && !history) emitDelivered(s, m);
+      if (!t.delivered.has(m.id) && !history) emitDelivered(s, m, got.seen);
       t.delivered.touch(m.id);
       t.pending.delete(m.id);
     }
@@ -487,7 +539,7 @@ export function createPoller(opts: PollerOptions): Poller {
         t.pending.delete(m.id);
         if (got.failedIds.has(m.id)) continue;
         t.delivered.touch(m.id);
-        emitDelivered(s, m);
+        emitDelivered(s, m, got.seen);
       }
     }
     // Track what is pending now (kept: rows that left but could not be judged yet).

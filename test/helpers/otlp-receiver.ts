@@ -13,6 +13,9 @@ export interface ReceivedSpan {
   spanId: string;
   parentSpanId?: string;
   name: string;
+  /** Unix nanoseconds, as a decimal string (beyond Number's precision). */
+  startTimeUnixNano: string;
+  endTimeUnixNano: string;
   attributes: Record<string, unknown>;
   events: Array<{ name: string; attributes: Record<string, unknown> }>;
   links: Array<{ traceId: string; spanId: string }>;
@@ -111,6 +114,8 @@ function decodeProtobuf(body: Buffer): ReceivedSpan[] {
           spanId: one(f, 2)!.toString('hex'),
           ...(parent && parent.length ? { parentSpanId: parent.toString('hex') } : {}),
           name: one(f, 5)?.toString('utf8') ?? '',
+          startTimeUnixNano: String((f.find((x) => x.no === 7)?.value as bigint | undefined) ?? 0n),
+          endTimeUnixNano: String((f.find((x) => x.no === 8)?.value as bigint | undefined) ?? 0n),
           attributes: keyValues(sub(f, 9)),
           events: sub(f, 11).map((e) => {
             const ef = fields(e);
@@ -156,6 +161,8 @@ function decodeJson(body: Buffer): ReceivedSpan[] {
           spanId: s.spanId as string,
           ...(s.parentSpanId ? { parentSpanId: s.parentSpanId as string } : {}),
           name: s.name as string,
+          startTimeUnixNano: String(BigInt((s.startTimeUnixNano as string | number | undefined) ?? 0)),
+          endTimeUnixNano: String(BigInt((s.endTimeUnixNano as string | number | undefined) ?? 0)),
           attributes: jsonAttrs(s.attributes as JsonKv[]),
           events: ((s.events as Array<{ name: string; attributes?: JsonKv[] }>) ?? []).map((e) => ({
             name: e.name,

@@ -59,9 +59,13 @@ def event_fields(event: Any) -> dict[str, Any]:
         return {}
 
 
-def event_to_dict(event: Any, hook_name: str, now: datetime | None = None) -> dict[str, Any]:
+def event_to_dict(
+    event: Any, hook_name: str, now: datetime | None = None, event_id: str | None = None
+) -> dict[str, Any]:
     """CAO's field names and values, JSON-safe. ``event_type`` falls back to the hook name
-    and ``timestamp`` to ``now`` when the event lacks them."""
+    and ``timestamp`` to ``now`` when the event lacks them. ``event_id`` (one per hook call)
+    is added after CAO's fields unless CAO's event has one of its own: it tells two identical
+    deliveries apart, and one delivery forwarded twice from the same."""
 
     out = {
         str(key): json_value(value)
@@ -72,12 +76,16 @@ def event_to_dict(event: Any, hook_name: str, now: datetime | None = None) -> di
         out["event_type"] = hook_name
     if not out.get("timestamp"):
         out["timestamp"] = iso_utc(now or datetime.now(timezone.utc))
+    if event_id is not None and not out.get("event_id"):
+        out["event_id"] = event_id
     return out
 
 
-def encode_event(event: Any, hook_name: str, now: datetime | None = None) -> bytes:
+def encode_event(
+    event: Any, hook_name: str, now: datetime | None = None, event_id: str | None = None
+) -> bytes:
     """One request body: a compact UTF-8 JSON object."""
 
     return json.dumps(
-        event_to_dict(event, hook_name, now), separators=(",", ":"), allow_nan=False
+        event_to_dict(event, hook_name, now, event_id), separators=(",", ":"), allow_nan=False
     ).encode("utf-8")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from typing import Any
 
 from ._compat import CaoPlugin, hook
@@ -56,7 +57,7 @@ class CaoEventsPlugin(CaoPlugin):
 
     def _forward(self, hook_name: str, event: Any) -> None:
         try:
-            body = encode_event(event, hook_name)
+            body = encode_event(event, hook_name, event_id=uuid.uuid4().hex)
         except Exception:
             logger.debug("cao-events plugin: could not encode a %s event", hook_name, exc_info=True)
             self._forwarder.record_drop()

@@ -17,6 +17,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -60,11 +61,11 @@ from cao_events_plugin.plugin import HOOK_NAMES, CaoEventsPlugin  # noqa: E402
 LOGGER = "cao_events_plugin"
 COMMON = ["event_type", "timestamp", "session_id", "traceparent"]
 KEYS = {
-    "post_create_session": COMMON + ["session_name"],
-    "post_kill_session": COMMON + ["session_name"],
-    "post_create_terminal": COMMON + ["terminal_id", "agent_name", "provider"],
-    "post_kill_terminal": COMMON + ["terminal_id", "agent_name"],
-    "post_send_message": COMMON + ["sender", "receiver", "message", "orchestration_type"],
+    "post_create_session": COMMON + ["session_name", "event_id"],
+    "post_kill_session": COMMON + ["session_name", "event_id"],
+    "post_create_terminal": COMMON + ["terminal_id", "agent_name", "provider", "event_id"],
+    "post_kill_terminal": COMMON + ["terminal_id", "agent_name", "event_id"],
+    "post_send_message": COMMON + ["sender", "receiver", "message", "orchestration_type", "event_id"],
 }
 
 
@@ -268,6 +269,27 @@ class DeliveryTest(Base):
         self.assertEqual(message["orchestration_type"], "send_message")
         self.assertTrue(message["traceparent"].startswith("00-0af7651916cd43dd"))
         self.assertIsNone(by_type["post_create_session"]["traceparent"])
+        ids = [body["event_id"] for body in by_type.values()]
+        self.assertTrue(all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids), ids)
+        self.assertEqual(len(set(ids)), len(ids), "one id per hook call")
+
+    def test_two_identical_deliveries_carry_two_ids(self) -> None:
+        with Sidecar() as sidecar:
+            plugin = self.plugin(url=sidecar.url)
+            event = dict(sample_events())["post_send_message"]
+            dispatch(plugin, "post_send_message", event)
+            dispatch(plugin, "post_send_message", event)
+            self.assertTrue(plugin.forwarder.flush(10))
+            bodies = sidecar.bodies()
+        self.assertEqual(len(bodies), 2)
+        self.assertEqual({k: v for k, v in bodies[0].items() if k != "event_id"}, {k: v for k, v in bodies[1].items() if k != "event_id"})
+        self.assertNotEqual(bodies[0]["event_id"], bodies[1]["event_id"])
+
+    def test_event_id_never_replaces_one_of_caos(self) -> None:
+        out = event_to_dict({"event_type": "post_kill_session", "event_id": "cao-own"}, "post_kill_session", event_id="ours")
+        self.assertEqual(out["event_id"], "cao-own")
+        self.assertEqual(event_to_dict({"event_type": "x"}, "x", event_id="ours")["event_id"], "ours")
+        self.assertNotIn("event_id", event_to_dict({"event_type": "x"}, "x"))
 
     def test_hooks_from_asyncio_run_on_worker_threads(self) -> None:
         with Sidecar() as sidecar:
@@ -474,8 +496,9 @@ class FeedEventsToolTest(Base):
             self.assertEqual(out.returncode, 0, out.stderr)
             bodies = sidecar.bodies()
             self.assertTrue(all(r["headers"]["authorization"] == "Bearer tk" for r in sidecar.requests))
+        # CAO's own order: the first terminal's hook before the session's
         self.assertEqual([b["event_type"] for b in bodies], [
-            "post_create_session", "post_create_terminal", "post_create_terminal", "post_send_message",
+            "post_create_terminal", "post_create_session", "post_create_terminal", "post_send_message",
             "post_kill_terminal", "post_kill_terminal", "post_kill_session"])
         self.assertTrue(all(b["session_id"] == "cao-demo" for b in bodies))
 

@@ -6,10 +6,12 @@ Usage: feed_events.py [INGEST_URL] [--token TOKEN] [--session NAME] [--timeout S
 Uses the real CAO plugin API when ``cli_agent_orchestrator`` is importable, else the test
 stand-in in ../tests/standin. Hooks are found by their ``_cao_hook_event`` attribute, as CAO's
 registry finds them, and each is awaited in a fresh ``asyncio.run`` loop, as CAO does from
-synchronous code. Events, in order:
+synchronous code. Events, in CAO's own order (a real cao-server fires the first terminal's
+post_create_terminal before post_create_session, and on DELETE /sessions each terminal's
+post_kill_terminal before post_kill_session):
 
-  post_create_session   session cao-demo
   post_create_terminal  supervisor (a1b2c3d4, code_supervisor)
+  post_create_session   session cao-demo
   post_create_terminal  worker     (e5f6a7b8, developer)
   post_send_message     supervisor -> worker, orchestration_type send_message
   post_kill_terminal    worker
@@ -51,13 +53,13 @@ PROVIDER = "claude_code"
 
 def synthetic_session(session: str) -> list[tuple[str, object]]:
     return [
-        ("post_create_session", PostCreateSessionEvent(session_id=session, session_name=session)),
         (
             "post_create_terminal",
             PostCreateTerminalEvent(
                 session_id=session, terminal_id=SUPERVISOR[0], agent_name=SUPERVISOR[1], provider=PROVIDER
             ),
         ),
+        ("post_create_session", PostCreateSessionEvent(session_id=session, session_name=session)),
         (
             "post_create_terminal",
             PostCreateTerminalEvent(

@@ -13,7 +13,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { CloudEventV1 } from 'cloudevents';
 import type { DemoSummary } from '../../../src/demo/demo-command.ts';
-import type { CaoEventType } from '../../../src/events.ts';
+import type { CaoEventType } from '../../../src/core/events.ts';
 import type { OtlpProtocol } from '../../../src/otlp.ts';
 import { startReceiver } from '../../../src/receiver.ts';
 

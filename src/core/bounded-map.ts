@@ -36,6 +36,12 @@ export class BoundedMap<K, V> {
     return this;
   }
 
+  /** Every entry, the older generation first. */
+  *entries(): IterableIterator<[K, V]> {
+    for (const [key, value] of this.#old) if (!this.#young.has(key)) yield [key, value];
+    yield* this.#young;
+  }
+
   delete(key: K): boolean {
     const young = this.#young.delete(key);
     const old = this.#old.delete(key);

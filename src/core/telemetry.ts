@@ -1,11 +1,12 @@
 /**
  * createCaoTelemetry: the library entry point and the heart of every cao-events process.
- * emit(event) → validate → redact secrets from the message → one fact, one event (ledger) →
- * recorder (span + span event) →
- * span processors: the CloudEvents exporter (exported as each span ends, so webhooks get events
- * in real time) and, when configured, OTLP (batched). The tracer provider is private to this
- * object: a host's own global OpenTelemetry setup is left alone.
+ * emit(event) → validate → redact secrets from the message → the core (emit.ts: state, ledger,
+ * recorder) → span processors: the CloudEvents exporter (exported as each span ends, so
+ * webhooks get events in real time) and, when configured, OTLP (batched). The tracer provider
+ * is private to this object: a host's own global OpenTelemetry setup is left alone.
  */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace';
 import {
   AlwaysOnSampler,
@@ -23,18 +24,21 @@ import type { Logger } from 'pino';
 import {
   type CloudEventSink,
   CloudEventsSpanExporter,
-} from '../exporters/cloudevents-span-exporter.ts';
-import type { ContentMode } from '../exporters/encode.ts';
-import type { RetryPolicy } from '../exporters/retry-policy.ts';
-import type { TransformOptions } from '../exporters/transform.ts';
-import { type CaoEvent, validateCaoEvent } from './events.ts';
-import { FactLedger } from './fact-ledger.ts';
-import { silentLogger } from './logger.ts';
-import { DEFAULT_REDACTION_RULES, type RedactionRule, redact } from './redact.ts';
-import type { CaoMetrics } from './metrics.ts';
-import { type OtlpOptions, traceExportersFrom } from './otlp.ts';
-import { withTraceSampler } from './otlp-sampler.ts';
-import { createDeliverySink } from './sink-factory.ts';
+} from '../../exporters/cloudevents-span-exporter.ts';
+import type { ContentMode } from '../../exporters/encode.ts';
+import type { RetryPolicy } from '../../exporters/retry-policy.ts';
+import type { TransformOptions } from '../../exporters/transform.ts';
+import { EventCore } from './emit.ts';
+import { type CaoEvent, type ValidCaoEvent, validateCaoEvent } from './events.ts';
+import { FactLedger } from './ledger.ts';
+import { defaultSource } from './source-id.ts';
+import { CaoState, type CaoStateView } from './state.ts';
+import { silentLogger } from '../logger.ts';
+import { DEFAULT_REDACTION_RULES, type RedactionRule, redact } from '../redact.ts';
+import type { CaoMetrics } from '../metrics.ts';
+import { type OtlpOptions, traceExportersFrom } from '../otlp.ts';
+import { withTraceSampler } from '../otlp-sampler.ts';
+import { createDeliverySink } from '../sink-factory.ts';
 import { type RecordedEvent, Recorder } from './recorder.ts';
 
 export const DEFAULT_SERVICE_NAME = 'cao-events';
@@ -67,6 +71,13 @@ export interface CaoTelemetryOptions extends TransformOptions {
   redaction?: readonly RedactionRule[] | false;
   /** Collapse repeated reports of one fact (default true). */
   dedupe?: boolean;
+  /**
+   * How long a killed session or terminal keeps its trace and sequence for facts reported late
+   * (default 60 000 ms; keep it above a few poller intervals).
+   */
+  graceMs?: number;
+  /** How long one message occurrence waits for other sources' reports of it (default 10 min). */
+  messageWindowMs?: number;
   logger?: Logger;
   env?: Record<string, string | undefined>;
 }
@@ -81,14 +92,17 @@ export interface CaoTelemetry {
   forceFlush(): Promise<void>;
   shutdown(): Promise<void>;
   readonly sinks: readonly CloudEventSink[];
-  readonly recorder: Recorder;
-  readonly ledger: FactLedger;
+  /** What the core knows of sessions and terminals (read-only): sources ask it before asking CAO. */
+  readonly state: CaoStateView;
+  /** The CloudEvents `source` in use. */
+  readonly source: string;
 }
 
 export function createCaoTelemetry(options: CaoTelemetryOptions = {}): CaoTelemetry {
   const log = options.logger ?? silentLogger;
   const env = options.env ?? process.env;
   const sinks: CloudEventSink[] = [...(options.sinks ?? [])];
+  const source = options.source ?? defaultSource();
   if (options.callbackUrl) {
     sinks.push(
       createDeliverySink(
@@ -110,7 +124,7 @@ export function createCaoTelemetry(options: CaoTelemetryOptions = {}): CaoTeleme
       sinks,
       logger: log,
       typePrefix: options.typePrefix,
-      source: options.source,
+      source,
       dataschemaBase: options.dataschemaBase,
     });
     processors.push(new SimpleSpanProcessor({ exporter }));
@@ -121,8 +135,10 @@ export function createCaoTelemetry(options: CaoTelemetryOptions = {}): CaoTeleme
     processors.push(otlp.includes(exporter) ? withTraceSampler(batch, env) : batch); // OTEL_TRACES_SAMPLER: OTLP only
   }
 
+  // host.name: every span of this process comes from one host (trace viewers compare clocks per
+  // host); service.instance.id: tells two sidecars (or a restart) apart.
   let resource = defaultResource()
-    .merge(resourceFromAttributes({ 'service.name': DEFAULT_SERVICE_NAME }))
+    .merge(resourceFromAttributes({ 'service.name': DEFAULT_SERVICE_NAME, 'host.name': hostname(), 'service.instance.id': randomUUID() }))
     .merge(detectResources({ detectors: [envDetector] }));
   if (options.serviceName) {
     resource = resource.merge(resourceFromAttributes({ 'service.name': options.serviceName }));
@@ -132,18 +148,22 @@ export function createCaoTelemetry(options: CaoTelemetryOptions = {}): CaoTeleme
     sampler: new AlwaysOnSampler(),
     spanProcessors: processors,
   });
-  const recorder = new Recorder({ tracer: provider.getTracer('cao-events') });
-  const ledger = new FactLedger();
-  const dedupe = options.dedupe ?? true;
+  const state = new CaoState({ graceMs: options.graceMs });
+  const core = new EventCore({
+    state,
+    ledger: new FactLedger({ state, messageWindowMs: options.messageWindowMs }),
+    recorder: new Recorder({ tracer: provider.getTracer('cao-events') }),
+    dedupe: options.dedupe,
+  });
   const redaction = options.redaction ?? DEFAULT_REDACTION_RULES;
   let closed = false;
 
   return {
     sinks,
-    recorder,
-    ledger,
+    state,
+    source,
     emit(input: CaoEvent): RecordedEvent | undefined {
-      let event: CaoEvent;
+      let event: ValidCaoEvent;
       try {
         event = redact(validateCaoEvent(input), redaction);
       } catch (err) {
@@ -154,15 +174,14 @@ export function createCaoTelemetry(options: CaoTelemetryOptions = {}): CaoTeleme
         log.warn({ type: event.type }, 'event emitted after shutdown, not recorded');
         return undefined;
       }
-      const source = event.source ?? 'api';
-      if (dedupe && !ledger.admit(event)) {
-        recorder.learn(event);
-        options.metrics?.event(event.type, source, 'duplicate');
+      const observer = event.source ?? 'api';
+      const outcome = core.emit(event);
+      if ('duplicate' in outcome) {
+        options.metrics?.event(event.type, observer, 'duplicate');
         return undefined;
       }
-      const recorded = recorder.record(event);
-      options.metrics?.event(event.type, source, 'recorded');
-      return recorded;
+      options.metrics?.event(event.type, observer, 'recorded');
+      return outcome.recorded;
     },
     async forceFlush(): Promise<void> {
       await provider.forceFlush();
