@@ -66,9 +66,9 @@ describe('Jaeger v2 and the OpenTelemetry Collector, real binaries', () => {
     await jaeger.stop();
   });
 
-  it('Jaeger stores the spans as sent (no @jaeger@warnings corrections)', {
-    todo: 'cao-events ends each short span at its start time (Jaeger: "Negative duration detected") and the cao.session root ends before its children start (Jaeger: "clock skew adjustment")',
-  }, () => {
+  // Each short span lasts a few µs and the cao.session root is not a zero-length span ending
+  // before its children start, so Jaeger neither "sanitizes" negative durations nor flags clock skew.
+  it('Jaeger stores the spans as sent (no @jaeger@warnings corrections)', () => {
     assert.ok(checked > 0, 'a session was checked in Jaeger');
     // one example per kind of warning (the text before its first comma or semicolon)
     const kinds = new Map<string, { count: number; example: string }>();
