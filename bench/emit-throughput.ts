@@ -19,9 +19,9 @@
  */
 import type { CloudEventV1 } from 'cloudevents';
 import { Client, Pool } from 'undici';
-import type { CloudEventSink } from '../exporters/cloudevents-span-exporter.ts';
-import { type ContentMode, encodeBatch, encodeStructured } from '../exporters/encode.ts';
-import { HttpSink } from '../exporters/http-sink.ts';
+import type { CloudEventSink } from '../exporters/cloudevents/span-exporter.ts';
+import { type ContentMode, encodeBatch, encodeStructured } from '../exporters/cloudevents/encode.ts';
+import { HttpSink } from '../exporters/delivery/delivery-queue.ts';
 import { validateCaoEvent } from '../src/events.ts';
 import { FactLedger } from '../src/fact-ledger.ts';
 import { silentLogger } from '../src/logger.ts';

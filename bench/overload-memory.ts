@@ -9,8 +9,8 @@
  * Structured mode at the same 10 000 events/s (the sink takes 10 events/s there: 1 000×), which
  * fills the queue as fast and shows the same bound holds for one-event requests.
  */
-import { HttpSink } from '../exporters/http-sink.ts';
-import type { ContentMode } from '../exporters/encode.ts';
+import { HttpSink } from '../exporters/delivery/delivery-queue.ts';
+import type { ContentMode } from '../exporters/cloudevents/encode.ts';
 import { silentLogger } from '../src/logger.ts';
 import { createCaoTelemetry } from '../src/telemetry.ts';
 import { inChild } from './isolate.ts';

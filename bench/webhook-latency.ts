@@ -13,9 +13,9 @@
  */
 import type { CloudEventV1 } from 'cloudevents';
 import { Client } from 'undici';
-import type { CloudEventSink } from '../exporters/cloudevents-span-exporter.ts';
-import { type ContentMode, encodeStructured } from '../exporters/encode.ts';
-import { HttpSink } from '../exporters/http-sink.ts';
+import type { CloudEventSink } from '../exporters/cloudevents/span-exporter.ts';
+import { type ContentMode, encodeStructured } from '../exporters/cloudevents/encode.ts';
+import { HttpSink } from '../exporters/delivery/delivery-queue.ts';
 import { silentLogger } from '../src/logger.ts';
 import { createCaoTelemetry } from '../src/telemetry.ts';
 import { type ReceiverProcess, startReceiverProcess } from './receiver-host.ts';

@@ -5,9 +5,9 @@
  * held for a sink that does not want it.
  */
 import type { CloudEventV1 } from 'cloudevents';
-import type { CloudEventSink } from './cloudevents-span-exporter.ts';
+import type { CloudEventSink } from './cloudevents/span-exporter.ts';
 import { type ContentPolicy, applyContentPolicy } from './content-policy.ts';
-import type { SinkStats } from './http-sink.ts';
+import type { SinkStats } from './delivery/delivery-queue.ts';
 import type { EventFilter } from './sink-filter.ts';
 
 export interface PolicySinkOptions {

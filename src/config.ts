@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { CONTENT_MODES, type ContentMode } from '../exporters/encode.ts';
+import { CONTENT_MODES, type ContentMode } from '../exporters/cloudevents/encode.ts';
 import { DEFAULT_TYPE_PREFIX } from '../exporters/transform.ts';
 import { LOG_LEVELS, type LogLevel } from './logger.ts';
 import { OTLP_PROTOCOLS, type OtlpProtocol } from './otlp.ts';

@@ -24,17 +24,17 @@ export {
   DEFAULT_TYPE_PREFIX,
 } from '../exporters/transform.ts';
 export type { CaoCloudEvent, CaoEventData, TransformOptions } from '../exporters/transform.ts';
-export { CloudEventsSpanExporter } from '../exporters/cloudevents-span-exporter.ts';
-export type { CloudEventSink } from '../exporters/cloudevents-span-exporter.ts';
-export { HttpSink } from '../exporters/http-sink.ts';
-export type { HttpSinkOptions, SinkStats } from '../exporters/http-sink.ts';
-export type { ContentMode } from '../exporters/encode.ts';
-export { sign, verify, signatureHeaders } from '../exporters/signing.ts';
-export type { VerifyResult } from '../exporters/signing.ts';
+export { CloudEventsSpanExporter } from '../exporters/cloudevents/span-exporter.ts';
+export type { CloudEventSink } from '../exporters/cloudevents/span-exporter.ts';
+export { HttpSink } from '../exporters/delivery/delivery-queue.ts';
+export type { HttpSinkOptions, SinkStats } from '../exporters/delivery/delivery-queue.ts';
+export type { ContentMode } from '../exporters/cloudevents/encode.ts';
+export { sign, verify, signatureHeaders } from '../exporters/delivery/signing.ts';
+export type { VerifyResult } from '../exporters/delivery/signing.ts';
 export { redact, redactText, DEFAULT_REDACTION_RULES } from './redact.ts';
 export type { RedactionRule } from './redact.ts';
 export { PolicySink } from '../exporters/policy-sink.ts';
-export type { SinkTransform, TransformContext, TransformOutput } from '../exporters/transforms/types.ts';
-export { DurableSink, Outbox } from '../exporters/outbox.ts';
+export type { SinkTransform, TransformContext, TransformOutput } from '../exporters/renderers/types.ts';
+export { DurableSink, Outbox } from '../exporters/delivery/outbox.ts';
 export { startReceiver } from './receiver.ts';
 export type { Receiver, ReceivedEvent } from './receiver.ts';

@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import type { Resource } from '@opentelemetry/resources';
 import { type MetricReader, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
-import type { SinkStats } from '../exporters/http-sink.ts';
+import type { SinkStats } from '../exporters/delivery/delivery-queue.ts';
 import { type OtlpOptions, metricExporterFrom } from './otlp.ts';
 
 /** What metrics read from a sink at collection time. */

@@ -5,8 +5,8 @@
  * source's mistake is a WARN line, never an exception into the source.
  */
 import type { SpanExporter } from '@opentelemetry/sdk-trace';
-import type { CloudEventSink } from '../exporters/cloudevents-span-exporter.ts';
-import { redactUrl } from '../exporters/http-sink.ts';
+import type { CloudEventSink } from '../exporters/cloudevents/span-exporter.ts';
+import { redactUrl } from '../exporters/delivery/delivery-queue.ts';
 import type { Config } from './config.ts';
 import { CaoMetrics } from './metrics.ts';
 import { compileRedaction } from './redact.ts';

@@ -5,11 +5,11 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { type ContentPolicy, FULL_CONTENT, parseContentPolicy } from '../exporters/content-policy.ts';
-import { CONTENT_MODES, type ContentMode } from '../exporters/encode.ts';
-import type { RetryPolicy } from '../exporters/retry-policy.ts';
-import { SigningSecretError, secretKey } from '../exporters/signing.ts';
+import { CONTENT_MODES, type ContentMode } from '../exporters/cloudevents/encode.ts';
+import type { RetryPolicy } from '../exporters/delivery/retry-policy.ts';
+import { SigningSecretError, secretKey } from '../exporters/delivery/signing.ts';
 import type { SinkFilterSpec } from '../exporters/sink-filter.ts';
-import { SLACK_WEB_API_URL } from '../exporters/transforms/slack.ts';
+import { SLACK_WEB_API_URL } from '../exporters/renderers/slack.ts';
 import { type ParseContext, expandEnv, fail, isMapping } from './config-error.ts';
 import { EVENT_TYPES, ORCHESTRATION_TYPES, PHASES } from './events.ts';
 

@@ -6,9 +6,9 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { CloudEventSink } from '../exporters/cloudevents-span-exporter.ts';
-import { HttpSink, type HttpSinkOptions, type SinkStats } from '../exporters/http-sink.ts';
-import { DurableSink, Outbox } from '../exporters/outbox.ts';
+import type { CloudEventSink } from '../exporters/cloudevents/span-exporter.ts';
+import { HttpSink, type HttpSinkOptions, type SinkStats } from '../exporters/delivery/delivery-queue.ts';
+import { DurableSink, Outbox } from '../exporters/delivery/outbox.ts';
 import type { CaoMetrics } from './metrics.ts';
 
 export interface DeliveryExtras {

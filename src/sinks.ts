@@ -11,10 +11,10 @@ import type { CaoMetrics } from './metrics.ts';
 import { createDeliverySink } from './sink-factory.ts';
 import { PolicySink } from '../exporters/policy-sink.ts';
 import { compileFilter } from '../exporters/sink-filter.ts';
-import { TerminalDirectory } from '../exporters/transforms/directory.ts';
-import { createDiscordTransform } from '../exporters/transforms/discord.ts';
-import { createSlackTransform } from '../exporters/transforms/slack.ts';
-import type { EventTransformFunction, SinkTransform } from '../exporters/transforms/types.ts';
+import { TerminalDirectory } from '../exporters/renderers/directory.ts';
+import { createDiscordTransform } from '../exporters/renderers/discord.ts';
+import { createSlackTransform } from '../exporters/renderers/slack.ts';
+import type { EventTransformFunction, SinkTransform } from '../exporters/renderers/types.ts';
 import { ConfigError } from './config-error.ts';
 import type { SinkConfig, TransformRef } from './sink-config.ts';
 

@@ -4,7 +4,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { request } from 'undici';
-import { HttpSink } from '../exporters/http-sink.ts';
+import { HttpSink } from '../exporters/delivery/delivery-queue.ts';
 import { createLogger } from '../src/logger.ts';
 import { CaoMetrics } from '../src/metrics.ts';
 import { startReceiver } from '../src/receiver.ts';

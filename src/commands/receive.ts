@@ -1,5 +1,5 @@
 /** `cao-events receive`: a local CloudEvents receiver printing one readable line (or JSON) per event. */
-import { toPlainObject } from '../../exporters/encode.ts';
+import { toPlainObject } from '../../exporters/cloudevents/encode.ts';
 import { formatEventLine } from '../format-event.ts';
 import { createLogger } from '../logger.ts';
 import { startReceiver } from '../receiver.ts';

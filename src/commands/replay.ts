@@ -1,6 +1,6 @@
 /** `cao-events replay`: re-send dead letters (or pending outbox events) with their original ids. */
-import { replay } from '../../exporters/replay.ts';
-import { CONTENT_MODES, type ContentMode } from '../../exporters/encode.ts';
+import { replay } from '../../exporters/delivery/replay.ts';
+import { CONTENT_MODES, type ContentMode } from '../../exporters/cloudevents/encode.ts';
 import { ConfigError, loadConfig } from '../config.ts';
 import { createLogger } from '../logger.ts';
 

@@ -7,8 +7,8 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CloudEventV1 } from 'cloudevents';
-import { CONTENT_MODES, type ContentMode } from '../../exporters/encode.ts';
-import { HttpSink } from '../../exporters/http-sink.ts';
+import { CONTENT_MODES, type ContentMode } from '../../exporters/cloudevents/encode.ts';
+import { HttpSink } from '../../exporters/delivery/delivery-queue.ts';
 import type { CaoEventData } from '../../exporters/transform.ts';
 import { ConfigError, DEFAULT_CONFIG, loadConfig } from '../config.ts';
 import { EVENT_TYPES } from '../events.ts';

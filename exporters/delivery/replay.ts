@@ -7,8 +7,8 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CloudEventV1 } from 'cloudevents';
 import type { Logger } from 'pino';
-import type { ContentMode } from './encode.ts';
-import { HttpSink } from './http-sink.ts';
+import type { ContentMode } from '../cloudevents/encode.ts';
+import { HttpSink } from './delivery-queue.ts';
 import { DEAD_LETTER_FILE, OUTBOX_FILE, Outbox, readDeadLetters, removeDeadLetters } from './outbox.ts';
 
 export interface ReplayOptions {

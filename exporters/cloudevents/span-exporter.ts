@@ -9,7 +9,7 @@ import { ExportResultCode } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
 import type { CloudEventV1 } from 'cloudevents';
 import type { Logger } from 'pino';
-import { type TransformOptions, spanToCloudEvents } from './transform.ts';
+import { type TransformOptions, spanToCloudEvents } from '../transform.ts';
 
 /** Where converted CloudEvents go. `HttpSink` is one. */
 export interface CloudEventSink {

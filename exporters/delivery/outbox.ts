@@ -14,9 +14,9 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeF
 import { join } from 'node:path';
 import { CloudEvent, type CloudEventV1 } from 'cloudevents';
 import type { Logger } from 'pino';
-import type { CloudEventSink } from './cloudevents-span-exporter.ts';
-import { toPlainObject } from './encode.ts';
-import type { SinkFailure, SinkStats } from './http-sink.ts';
+import type { CloudEventSink } from '../cloudevents/span-exporter.ts';
+import { toPlainObject } from '../cloudevents/encode.ts';
+import type { SinkFailure, SinkStats } from './delivery-queue.ts';
 
 export const OUTBOX_FILE = 'outbox.jsonl';
 export const DEAD_LETTER_FILE = 'dead-letter.jsonl';

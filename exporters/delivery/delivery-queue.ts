@@ -11,7 +11,7 @@
 import type { CloudEventV1 } from 'cloudevents';
 import type { Logger } from 'pino';
 import { Agent, request } from 'undici';
-import { type ContentMode, type EncodedRequest, encodeRequests } from './encode.ts';
+import { type ContentMode, type EncodedRequest, encodeRequests } from '../cloudevents/encode.ts';
 import { signatureHeaders, webhookIdOf } from './signing.ts';
 import type {
   CaoCloudEventLike,
@@ -19,7 +19,7 @@ import type {
   SinkTransform,
   TransformContext,
   TransformResponse,
-} from './transforms/types.ts';
+} from '../renderers/types.ts';
 import {
   DEFAULT_RETRY_POLICY,
   type RetryPolicy,
