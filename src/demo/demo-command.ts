@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CloudEventV1 } from 'cloudevents';
 import { CONTENT_MODES, type ContentMode } from '../../exporters/cloudevents/encode.ts';
-import { HttpSink } from '../../exporters/delivery/delivery-queue.ts';
+import { cloudEventsSinkSpec, createWebhookSink } from '../sink-factory.ts';
 import type { CaoEventData } from '../../exporters/transform.ts';
 import { ConfigError, DEFAULT_CONFIG, loadConfig } from '../config.ts';
 import { EVENT_TYPES } from '../events.ts';
@@ -98,11 +98,10 @@ export async function runDemo(values: Record<string, string | boolean | undefine
     },
     env: {},
   });
-  const sink = new HttpSink({
-    url: callbackUrl,
-    mode: config.mode,
+  const sink = createWebhookSink(cloudEventsSinkSpec({ url: callbackUrl, mode: config.mode }), {
     logger,
-    onDelivered: (events, at) => {
+    onDelivered: (_sink, events) => {
+      const at = Date.now();
       for (const event of events) {
         delivered.push({ event, at });
         print(`  ${formatEventLine(event)}`);
