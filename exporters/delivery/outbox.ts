@@ -15,7 +15,7 @@
  * Writes reach the OS at once (a process crash or kill -9 loses nothing); there is no fsync per
  * event (a power loss may lose the last writes).
  */
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { CloudEventV1 } from 'cloudevents';
 import type { Logger } from 'pino';
 import { toPlainObject } from '../cloudevents/encode.ts';
@@ -164,7 +164,7 @@ export class OutboxStorage implements QueueStorage {
     this.#retryDiskMs = options.retryDiskMs ?? DEFAULT_RETRY_DISK_MS;
     let readable = true;
     try {
-      this.#fs.mkdirSync(this.dir, { recursive: true });
+      this.#makeDir();
       this.#lock();
       this.#probe();
     } catch (err) {
@@ -285,6 +285,23 @@ export class OutboxStorage implements QueueStorage {
   }
 
   // -- start-up --------------------------------------------------------------------------
+
+  /**
+   * Creates the directory. A recursive mkdir on a read-only file system reports ENOENT (it
+   * tried the missing parent first), so on failure the first missing component is created on
+   * its own, to report the real reason (EROFS, EACCES, ENOTDIR).
+   */
+  #makeDir(): void {
+    try {
+      this.#fs.mkdirSync(this.dir, { recursive: true });
+    } catch (err) {
+      if (fsErrorCode(err) !== 'ENOENT') throw err;
+      let missing = this.dir;
+      while (!this.#fs.existsSync(dirname(missing)) && dirname(missing) !== missing) missing = dirname(missing);
+      this.#fs.mkdirSync(missing);
+      throw err;
+    }
+  }
 
   #lock(): void {
     const path = join(this.dir, LOCK_FILE);

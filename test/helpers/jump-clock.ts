@@ -45,16 +45,26 @@ export class JumpClock implements Clock {
     this.#timers.delete(handle as number);
   }
 
-  /** Jumps to the earliest pending timer and fires every timer due by then; returns the ms jumped (0: none pending). */
-  jumpToNextTimer(): number {
+  /** Milliseconds until the earliest pending timer (undefined: none). */
+  nextDueIn(): number | undefined {
     let earliest = Number.POSITIVE_INFINITY;
     for (const t of this.#timers.values()) earliest = Math.min(earliest, t.due);
-    if (earliest === Number.POSITIVE_INFINITY) return 0;
-    const delta = Math.max(0, earliest - this.now());
-    this.#offset += delta;
+    return earliest === Number.POSITIVE_INFINITY ? undefined : Math.max(0, earliest - this.now());
+  }
+
+  /** Jumps to the earliest pending timer and fires every timer due by then; returns the ms jumped (0: none pending). */
+  jumpToNextTimer(): number {
+    const delta = this.nextDueIn();
+    if (delta === undefined) return 0;
+    this.jumpBy(delta);
+    return delta;
+  }
+
+  /** Moves "now" forward by `ms` and fires every timer due by then. */
+  jumpBy(ms: number): void {
+    this.#offset += Math.max(0, ms);
     const now = this.now();
     for (const [id, t] of [...this.#timers]) if (t.due <= now) this.#fire(id);
-    return delta;
   }
 
   #fire(id: number): void {

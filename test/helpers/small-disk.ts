@@ -25,9 +25,12 @@ export interface SmallDisk {
 
 let mountable: boolean | undefined;
 
-/** A tmpfs of `bytes` bytes, or undefined where mounting is not allowed. */
+/**
+ * A tmpfs of `bytes` bytes, or undefined where mounting is not allowed (or
+ * CAO_EVENTS_TEST_NO_MOUNT=1 asks to exercise the fs-seam fallback instead).
+ */
 export function smallDisk(bytes = 2 * 1024 * 1024): SmallDisk | undefined {
-  if (mountable === false || process.platform !== 'linux') return undefined;
+  if (mountable === false || process.platform !== 'linux' || process.env.CAO_EVENTS_TEST_NO_MOUNT === '1') return undefined;
   const dir = mkdtempSync(join(tmpdir(), 'cao-events-disk-'));
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes}`, 'tmpfs', dir], { stdio: 'ignore' });
