@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { OutboxLockedError, OutboxUnavailableError } from '../../exporters/delivery/outbox.ts';
 import { DEAD_LETTER_FILE } from '../../exporters/delivery/outbox-files.ts';
 import { type ReplayResult, type ReplayTarget, replayDeadLetters, replayPending } from '../../exporters/delivery/replay.ts';
+import { TerminalDirectory } from '../../exporters/renderers/directory.ts';
 import { ConfigError, loadConfig } from '../config.ts';
 import { createLogger } from '../logger.ts';
 import { createDeliveryQueue, outboxDirOf } from '../sink-factory.ts';
@@ -96,12 +97,14 @@ export async function runReplayCommand(values: Record<string, string | boolean |
   let errors = 0;
   for (const spec of specs.filter((s) => !wanted || wanted.includes(s.name))) {
     const replaySpec = { ...spec, retry: { ...spec.retry, maxAttempts: 3, maxElapsedMs: timeoutMs } };
+    const directory = new TerminalDirectory();
     const target: ReplayTarget = {
       name: spec.name,
       dir: outboxDirOf(dir, spec.name),
       maxQueue: spec.maxQueue,
       maxBytes: config.outbox.maxBytes,
-      queue: (storage, losses) => createDeliveryQueue(replaySpec, storage, losses, { logger }),
+      queue: (storage, losses) => createDeliveryQueue(replaySpec, storage, losses, { logger }, (id) => directory.agentName(id)),
+      observe: (event) => directory.learn(event),
     };
     if (!existsSync(target.dir) || (deadLetter && !existsSync(join(target.dir, DEAD_LETTER_FILE)) && !hasFiles(target.dir))) continue;
     let result: ReplayResult;
