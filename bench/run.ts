@@ -30,6 +30,7 @@ const BENCHES: Bench[] = [
   { key: 'c', file: './webhook-latency.ts', fn: 'runWebhookLatency', timeoutMs: 90_000 },
   { key: 'd', file: './dead-sink.ts', fn: 'runDeadSink', timeoutMs: 120_000 },
   { key: 'e', file: './overload-memory.ts', fn: 'runOverloadMemory', timeoutMs: 120_000 },
+  { key: 'f', file: './delivery.ts', fn: 'runDelivery', timeoutMs: 900_000 },
 ];
 
 function sh(cmd: string, args: string[]): string {
