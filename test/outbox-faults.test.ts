@@ -30,6 +30,7 @@ import { createCaoTelemetry } from '../src/telemetry.ts';
 import { freePort } from './helpers/free-port.ts';
 import { JumpClock } from './helpers/jump-clock.ts';
 import { logCapture } from './helpers/log-capture.ts';
+import { pendingIds } from './helpers/outbox-contents.ts';
 import { waitFor } from './helpers/otlp-receiver.ts';
 import { faultyFs, smallDisk } from './helpers/small-disk.ts';
 import { startSwitchableReceiver } from './helpers/switchable-receiver.ts';
@@ -231,6 +232,8 @@ describe('the gateway on a full disk (process, real tmpfs)', () => {
     const launch = await request(`${base}/sessions?agent_profile=developer&working_directory=/tmp&session_name=cao-fulldisk`, { method: 'POST' });
     assert.equal(launch.statusCode, 201);
     const sup = (await launch.body.json()) as { id: string };
+    // session_created and terminal_created are on disk (the dead callback URL keeps them there)
+    await waitFor(() => pendingIds(outboxDir).length === 2, 10_000, 'two events in the outbox');
     disk.fill();
     for (let i = 0; i < 20; i++) {
       const res = await request(`${base}/terminals/${sup.id}/inbox/messages?sender_id=${sup.id}&message=full-${i}`, { method: 'POST' });
@@ -250,9 +253,14 @@ describe('the gateway on a full disk (process, real tmpfs)', () => {
     const lostAtShutdown = gw.lines().find((l) => String(l.msg).startsWith('shutdown:') && l.sinks !== undefined);
     assert.ok(lostAtShutdown, 'the shutdown account');
     assert.equal(logged, counted + Number((lostAtShutdown!.lost as number) ?? 0), 'every lost event was in an ERROR line: those /metrics counted, and those lost at shutdown');
+    assert.ok(Number(lostAtShutdown!.keptOnDisk) >= 2, 'what was on disk before it filled up stays there');
 
+    disk.fill(); // what the shutdown freed (its lock file) is taken again: the disk is full at the restart
     const refused = gateway(args);
-    const [refusedCode] = await once(refused.child, 'exit');
+    const [refusedCode] = await Promise.race([
+      once(refused.child, 'exit'),
+      sleep(20_000).then(() => assert.fail(`the gateway started on a full disk:\n${refused.stderr()}`)),
+    ]);
     assert.equal(refusedCode, 2);
     assert.match(refused.stderr(), /^cao-events gateway: configuration error: outbox\.dir: cannot write to .*ENOSPC: no space left on the device/m);
     assert.ok(!/\n\s+at /.test(refused.stderr()), 'a message, not a stack trace');

@@ -12,7 +12,7 @@
  * - `.lock`: the pid of the process using the directory.
  */
 import * as nodeFs from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CloudEvent, type CloudEventV1 } from 'cloudevents';
 
 export type OutboxFs = Pick<
@@ -143,4 +143,117 @@ export function parseDeadLetter(record: unknown): DeadLetter | undefined {
 /** The dead letters of a sink directory. */
 export function readDeadLetters(dir: string, fs: OutboxFs = nodeOutboxFs): DeadLetter[] {
   return readJsonLines(fs, join(dir, DEAD_LETTER_FILE)).records.map(parseDeadLetter).filter((d): d is DeadLetter => d !== undefined);
+}
+
+/**
+ * Appends whole lines to a file, or nothing: a write that fails half-way is cut back to the
+ * last whole line (or, if even that fails, the next write starts on a new line, so the torn
+ * bytes stay a line of their own that readers skip). The file is opened on first use.
+ */
+export class LineAppender {
+  readonly path: string;
+  readonly #fs: OutboxFs;
+  #fd: number | undefined;
+  #size = 0;
+  #broken = false;
+
+  constructor(fs: OutboxFs, path: string) {
+    this.#fs = fs;
+    this.path = path;
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Throws when the file cannot be opened, or the write failed (then nothing of it is kept, or it is a line of its own). */
+  append(text: string): void {
+    if (this.#fd === undefined) {
+      this.#fd = this.#fs.openSync(this.path, 'a');
+      this.#size = this.#fs.statSync(this.path).size;
+    }
+    const { written, error } = writeAll(this.#fs, this.#fd, Buffer.from(this.#broken ? `\n${text}` : text));
+    if (error === undefined) {
+      this.#size += written;
+      this.#broken = false;
+      return;
+    }
+    try {
+      this.#fs.ftruncateSync(this.#fd, this.#size);
+    } catch {
+      this.#size += written;
+      this.#broken = true;
+    }
+    throw error;
+  }
+
+  close(): void {
+    if (this.#fd === undefined) return;
+    try {
+      this.#fs.closeSync(this.#fd);
+    } catch {
+      // closing loses nothing already written
+    }
+    this.#fd = undefined;
+  }
+}
+
+/** Another live process uses the directory (a running sidecar, a replay). */
+export class OutboxLockedError extends Error {
+  override name = 'OutboxLockedError';
+  readonly pid: number;
+  constructor(dir: string, pid: number) {
+    super(`${dir} is in use by process ${pid} (another cao-events on the same outbox directory?)`);
+    this.pid = pid;
+  }
+}
+
+/**
+ * Creates the directory and proves it can be written (a 64 KiB file written and removed: a disk
+ * with less room than that is full for the outbox's purpose), so a full or read-only directory
+ * is found at start-up, not at the first event. A recursive mkdir
+ * on a read-only file system reports ENOENT (it tried the missing parent first), so on failure
+ * the first missing component is created on its own, to throw the real reason (EROFS, EACCES,
+ * ENOTDIR).
+ */
+export function prepareDirectory(fs: OutboxFs, dir: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    if (fsErrorCode(err) !== 'ENOENT') throw err;
+    let missing = dir;
+    while (!fs.existsSync(dirname(missing)) && dirname(missing) !== missing) missing = dirname(missing);
+    fs.mkdirSync(missing);
+    throw err;
+  }
+  const probe = join(dir, '.write-probe');
+  fs.writeFileSync(probe, Buffer.alloc(64 * 1024, 0x0a));
+  fs.unlinkSync(probe);
+}
+
+/** Takes the directory for this process (a lock left by a process that is gone is taken over). */
+export function lockDirectory(fs: OutboxFs, dir: string): void {
+  const path = join(dir, LOCK_FILE);
+  if (fs.existsSync(path)) {
+    const pid = Number(String(fs.readFileSync(path, 'utf8')).trim());
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) throw new OutboxLockedError(dir, pid);
+  }
+  fs.writeFileSync(path, `${process.pid}\n`);
+}
+
+export function unlockDirectory(fs: OutboxFs, dir: string): void {
+  try {
+    fs.unlinkSync(join(dir, LOCK_FILE));
+  } catch {
+    // a stale lock is taken over at the next start
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
