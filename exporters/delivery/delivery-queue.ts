@@ -67,6 +67,9 @@ interface Delivery {
   aborted?: boolean;
 }
 
+/** How long a shutdown waits for attempts under way to end once they are aborted. */
+const TASK_SETTLE_MS = 2_000;
+
 type Counters = Pick<SinkStats, 'enqueued' | 'delivered' | 'skipped' | 'retried' | 'failed' | 'deadLettered' | 'dropped'>;
 
 export class DeliveryQueue {
@@ -184,7 +187,13 @@ export class DeliveryQueue {
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#abort.abort();
-    await Promise.allSettled([...this.#tasks]);
+    // Requests end at once when aborted; a user renderer that never returns must not hold the shutdown.
+    let settleTimer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.#tasks]),
+      new Promise<void>((resolve) => (settleTimer = setTimeout(resolve, TASK_SETTLE_MS))),
+    ]);
+    clearTimeout(settleTimer);
     await this.#sender.close();
     const taken = [
       ...this.#retrying.flatMap((d) => d.items),
@@ -272,6 +281,12 @@ export class DeliveryQueue {
     return items.length > 0 ? { items, attempts: 0, tries: 0 } : undefined;
   }
 
+  /** Shut down while this delivery was being rendered: shutdown() counts it with what was in flight. */
+  #abandon(delivery: Delivery): false {
+    delivery.aborted = true;
+    return false;
+  }
+
   /** Renders a delivery's request. False when there is nothing to send (skipped, or given up). */
   async #render(delivery: Delivery): Promise<boolean> {
     const events = delivery.items.map((i) => i.event) as CaoCloudEventLike[];
@@ -282,11 +297,13 @@ export class DeliveryQueue {
         throw new TypeError('encode() must return {body, headers?, url?} or null');
       }
     } catch (err) {
+      if (this.#stopped) return this.#abandon(delivery);
       const reason = `transform failed: ${String((err as Error)?.message ?? err).slice(0, 200)}`;
       this.#log.warn({ transform: this.#renderer.name, events: events.length, error: String((err as Error)?.message ?? err).slice(0, 200) }, 'sink transform failed, events not delivered');
       this.#giveUp(delivery, { kind: 'render_failed', reason });
       return false;
     }
+    if (this.#stopped) return this.#abandon(delivery);
     if (output === null || output === undefined) {
       this.#counters.skipped += events.length;
       this.#storage.done(delivery.items);
