@@ -3,7 +3,7 @@
  * never answers), as a ratio to a healthy sink. Run alone: ./node_modules/.bin/node bench/dead-sink.ts
  *
  * The real gateway service (startGatewayService with a Config from loadConfig: proxy, classifier,
- * runtime, HttpSink; poller and ingest off) runs in a worker thread; a trivial upstream answering
+ * runtime, webhook sink; poller and ingest off) runs in a worker thread; a trivial upstream answering
  * CAO-shaped responses runs in another, so every `POST /terminals/{id}/inbox/messages` is a
  * `message_sent` event (each message distinct, so the fact ledger admits every one). The load
  * generator is the main thread (undici). Sinks: healthy = a child process answering 202 at once;
@@ -368,7 +368,7 @@ export async function runDeadSink(options: DeadSinkOptions = {}): Promise<BenchR
       'requests on this 2-core machine (eight busy threads) is set by a few dozen scheduling and GC stalls and moves ' +
       'by tens of percent between identical gateways and between runs; the two healthy gateways are the yardstick.',
     '',
-    '| sink counters (HttpSink.stats) | after warm-up (+ drain) | after the paced phase | at the end |',
+    '| sink counters (sink.stats) | after warm-up (+ drain) | after the paced phase | at the end |',
     '|---|---|---|---|',
     ...results.map((r) => `| ${r.state} | ${counters(r.counters[0])} | ${counters(r.counters[1])} | ${counters(r.counters[2])} |`),
     '',

@@ -3,7 +3,7 @@
  * resident memory it takes. Run alone: ./node_modules/.bin/node --expose-gc bench/emit-throughput.ts
  *
  * The receiver is the project's own (src/receiver.ts, decodes and validates every event) in a
- * child process. "Delivered" = acknowledged with a 2xx by that receiver, as HttpSink's onDelivered
+ * child process. "Delivered" = acknowledged with a 2xx by that receiver, as the sink's onDelivered
  * hook reports it. Emission is flow-controlled (emit while the sink holds fewer than half of
  * maxQueue, else wait for the next acknowledgement), so nothing is dropped and the rate is the
  * sustained delivery rate.
@@ -19,9 +19,10 @@
  */
 import type { CloudEventV1 } from 'cloudevents';
 import { Client, Pool } from 'undici';
-import type { CloudEventSink } from '../exporters/cloudevents-span-exporter.ts';
-import { type ContentMode, encodeBatch, encodeStructured } from '../exporters/encode.ts';
-import { HttpSink } from '../exporters/http-sink.ts';
+import type { CloudEventSink } from '../exporters/cloudevents/span-exporter.ts';
+import { type ContentMode, encodeBatch, encodeStructured } from '../exporters/cloudevents/encode.ts';
+import { cloudEventsSinkSpec, createWebhookSink } from '../src/sink-factory.ts';
+import { emptySinkStats } from '../exporters/sink.ts';
 import { validateCaoEvent } from '../src/core/events.ts';
 import { FactLedger } from '../src/core/ledger.ts';
 import { CaoState } from '../src/core/state.ts';
@@ -51,6 +52,7 @@ class CountingSink implements CloudEventSink {
   readonly name = 'counting';
   count = 0;
   readonly kept: CloudEventV1<unknown>[] = [];
+  readonly stats = emptySinkStats();
   enqueue(events: readonly CloudEventV1<unknown>[]): void {
     this.count += events.length;
     if (this.kept.length < 1000) this.kept.push(...events);
@@ -237,7 +239,7 @@ interface PipelineRun extends Rate {
   invalid: number;
 }
 
-/** emit() → HttpSink → receiver, flow-controlled, until everything emitted is acknowledged. */
+/** emit() → webhook sink → receiver, flow-controlled, until everything emitted is acknowledged. */
 async function pipeline(
   receiver: ReceiverProcess,
   mode: ContentMode,
@@ -251,12 +253,9 @@ async function pipeline(
   let onAllDelivered: () => void = () => {};
   let target = Number.POSITIVE_INFINITY;
   let wake: () => void = () => {};
-  const sink = new HttpSink({
-    url: receiver.url,
-    mode,
-    maxQueue: MAX_QUEUE,
+  const sink = createWebhookSink(cloudEventsSinkSpec({ url: receiver.url, mode, maxQueue: MAX_QUEUE }), {
     logger: silentLogger,
-    onDelivered: (evs) => {
+    onDelivered: (_sink, evs) => {
       delivered += evs.length;
       requests++;
       lastAck = performance.now();
@@ -408,7 +407,7 @@ function table(x: ModeResult): string {
     '',
     '| diagnostic | events/s | sender CPU | receiver CPU |',
     '|---|---:|---:|---:|',
-    `| cao-events, fresh process: emit() → HttpSink → receiver | ${fmt(f.rate, 0)} | ${pct(f.senderCpu)} | ${pct(f.receiverCpu)} |`,
+    `| cao-events, fresh process: emit() → webhook sink → receiver | ${fmt(f.rate, 0)} | ${pct(f.senderCpu)} | ${pct(f.receiverCpu)} |`,
     `| cao-events, long-running process | ${fmt(l.rate, 0)} | ${pct(l.senderCpu)} | ${pct(l.receiverCpu)} |`,
     `| raw POSTs, 1 connection (the baseline) | ${fmt(x.raw.rate, 0)} | ${pct(x.raw.senderCpu)} | ${pct(x.raw.receiverCpu)} |`,
     `| raw POSTs, 4 connections (receiver capacity) | ${fmt(x.raw4.rate, 0)} | ${pct(x.raw4.senderCpu)} | ${pct(x.raw4.receiverCpu)} |`,
@@ -459,7 +458,7 @@ export async function runEmitThroughput(opts: EmitThroughputOptions = {}): Promi
   return {
     title: '(b) emit() → delivered CloudEvents: events per second and memory',
     method:
-      'One process emits (`createCaoTelemetry` with an `HttpSink` whose `onDelivered` hook counts acknowledged events; ' +
+      'One process emits (`createCaoTelemetry` with a webhook sink whose `onDelivered` hook counts acknowledged events; ' +
       'a session, two terminals, then `message_sent` events with distinct ~100-character messages). The receiver is ' +
       '`src/receiver.ts` (decodes and validates every event) in a child process. Emission is flow-controlled ' +
       `(emit chunks of 200 while the sink's queue is under ${MAX_QUEUE / 2}, else wait for the next acknowledgement) so nothing is dropped; the rate is events ` +

@@ -9,8 +9,9 @@
  * Structured mode at the same 10 000 events/s (the sink takes 10 events/s there: 1 000×), which
  * fills the queue as fast and shows the same bound holds for one-event requests.
  */
-import { HttpSink } from '../exporters/http-sink.ts';
-import type { ContentMode } from '../exporters/encode.ts';
+import { cloudEventsSinkSpec, createWebhookSink } from '../src/sink-factory.ts';
+import { emptySinkStats } from '../exporters/sink.ts';
+import type { ContentMode } from '../exporters/cloudevents/encode.ts';
 import { silentLogger } from '../src/logger.ts';
 import { createCaoTelemetry } from '../src/core/telemetry.ts';
 import { inChild } from './isolate.ts';
@@ -59,12 +60,9 @@ export async function overloadRun(mode: ContentMode, rate: number, seconds: numb
   const webhook = await startReceiverProcess({ kind: 'slow', delayMs });
   try {
     let delivered = 0;
-    const sink = new HttpSink({
-      url: webhook.url,
-      mode,
-      maxQueue: MAX_QUEUE,
+    const sink = createWebhookSink(cloudEventsSinkSpec({ url: webhook.url, mode, maxQueue: MAX_QUEUE }), {
       logger: silentLogger,
-      onDelivered: (events) => (delivered += events.length),
+      onDelivered: (_sink, events) => (delivered += events.length),
     });
     const tel = createCaoTelemetry({ sinks: [sink], otlp: false });
     for (const e of setupEvents()) tel.emit(e);
@@ -162,7 +160,7 @@ export async function runOverloadMemory(opts: OverloadOptions = {}): Promise<Ben
   return {
     title: '(e) Memory at 10× overload',
     method:
-      `A slow webhook (child process, answers 202 after ${delayMs} ms) behind an HttpSink with the default ` +
+      `A slow webhook (child process, answers 202 after ${delayMs} ms) behind a webhook sink with the default ` +
       `maxQueue ${MAX_QUEUE}; events emitted on a 10 ms tick at ${rate}/s for ${seconds} s. In batch mode the sink ` +
       `takes ${capacity(b)} events/s (100 per request), so this is 10× its capacity; structured mode runs at the same ` +
       `rate (${fmt(rate / capacity(s), 0)}× its ${capacity(s)} events/s) to fill the queue as fast. Each mode in a fresh ` +

@@ -23,6 +23,8 @@ export interface ReceiverHostOptions {
   kind: 'receiver' | 'slow';
   delayMs?: number;
   latency?: boolean;
+  /** Listen on this port (default: a free one), e.g. where a sink already sends while it is down. */
+  port?: number;
 }
 
 export interface ReceiverStats {
@@ -59,6 +61,7 @@ async function serve(opts: ReceiverHostOptions): Promise<void> {
 
   if (opts.kind === 'receiver') {
     const receiver = await startReceiver({
+      port: opts.port ?? 0,
       onEvent: (item) => {
         events++;
         if (opts.latency) {
@@ -93,7 +96,7 @@ async function serve(opts: ReceiverHostOptions): Promise<void> {
         else res.writeHead(202, { 'content-length': '0' }).end();
       });
     });
-    server.listen(0, '127.0.0.1');
+    server.listen(opts.port ?? 0, '127.0.0.1');
     await once(server, 'listening');
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
     close = () =>

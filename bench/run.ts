@@ -31,6 +31,7 @@ const BENCHES: Bench[] = [
   { key: 'd', file: './dead-sink.ts', fn: 'runDeadSink', timeoutMs: 120_000 },
   { key: 'e', file: './overload-memory.ts', fn: 'runOverloadMemory', timeoutMs: 120_000 },
   { key: 'f', file: './startup-footprint.ts', fn: 'runStartupFootprint', timeoutMs: 600_000 },
+  { key: 'g', file: './delivery.ts', fn: 'runDelivery', timeoutMs: 900_000 },
 ];
 
 function sh(cmd: string, args: string[]): string {

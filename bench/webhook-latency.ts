@@ -13,9 +13,10 @@
  */
 import type { CloudEventV1 } from 'cloudevents';
 import { Client } from 'undici';
-import type { CloudEventSink } from '../exporters/cloudevents-span-exporter.ts';
-import { type ContentMode, encodeStructured } from '../exporters/encode.ts';
-import { HttpSink } from '../exporters/http-sink.ts';
+import type { CloudEventSink } from '../exporters/cloudevents/span-exporter.ts';
+import { type ContentMode, encodeStructured } from '../exporters/cloudevents/encode.ts';
+import { cloudEventsSinkSpec, createWebhookSink } from '../src/sink-factory.ts';
+import { emptySinkStats } from '../exporters/sink.ts';
 import { silentLogger } from '../src/logger.ts';
 import { createCaoTelemetry } from '../src/core/telemetry.ts';
 import { type ReceiverProcess, startReceiverProcess } from './receiver-host.ts';
@@ -54,7 +55,7 @@ async function settle(receiver: ReceiverProcess, expected: number, boundMs: numb
 }
 
 async function viaPipeline(receiver: ReceiverProcess, mode: ContentMode, rate: number, seconds: number): Promise<{ d: Distribution; sent: number }> {
-  const sink = new HttpSink({ url: receiver.url, mode, logger: silentLogger });
+  const sink = createWebhookSink(cloudEventsSinkSpec({ url: receiver.url, mode }), { logger: silentLogger });
   const tel = createCaoTelemetry({ sinks: [sink], otlp: false });
   for (const e of setupEvents()) tel.emit(e);
   for (let i = 0; i < 500; i++) tel.emit(messageEvent(-i - 1)); // warm-up
@@ -71,6 +72,7 @@ async function template(): Promise<CloudEventV1<unknown>> {
   let kept: CloudEventV1<unknown> | undefined;
   const sink: CloudEventSink = {
     name: 'template',
+    stats: emptySinkStats(),
     enqueue: (events) => {
       kept ??= events.find((e) => e.type.endsWith('message_sent'));
     },

@@ -6,7 +6,7 @@
  *   CAO_EVENT_CALLBACK_URL=http://127.0.0.1:8090/ npx cao-events gateway   (or: npm run demo -- --callback-url http://127.0.0.1:8090/)
  */
 import { createServer } from 'node:http';
-import { decodeRequest } from '../exporters/decode.ts';
+import { decodeRequest } from '../exporters/cloudevents/decode.ts';
 import type { CaoEventData } from '../src/core/fields.ts';
 
 const port = Number(process.argv[2] ?? 8090);

@@ -6,13 +6,14 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
-import { CONTENT_MODES, type ContentMode } from '../exporters/encode.ts';
+import { CONTENT_MODES, type ContentMode } from '../exporters/cloudevents/encode.ts';
+import { DEFAULT_RETRY_BUDGET_MS } from '../exporters/delivery/retry-policy.ts';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from './log-level.ts';
 import { OTLP_PROTOCOLS, type OtlpProtocol } from './otlp.ts';
 import { ConfigError, type ParseContext } from './config-error.ts';
 import type { RedactionConfig } from './redact.ts';
 import { parseRedactionPatterns } from './redaction-config.ts';
-import { type SinkConfig, parseSinks } from './sink-config.ts';
+import { MAX_RETRY_BUDGET_MS, type SinkConfig, parseSinks } from './sink-config.ts';
 
 export { ConfigError };
 
@@ -37,13 +38,23 @@ export interface Config {
    * allowedOrigins: browser origins allowed to post (none by default).
    */
   ingest: { host: string; port: number; token?: string; maxBodyBytes: number; allowedHosts: string[]; allowedOrigins: string[] };
-  /** Durable outbox: on when `dir` is set. */
-  outbox: { dir?: string; maxBytes: number };
+  /**
+   * Durable outbox: on when `dir` is set. `onStartError`: a directory that cannot be written at
+   * start-up stops start-up (`exit`, code 2) or starts with memory-only delivery (`degrade`).
+   */
+  outbox: { dir?: string; maxBytes: number; onStartError: OutboxStartPolicy };
+  /** Retry budget of an event while its sink is failing (see exporters/delivery/retry-policy.ts). */
+  retry: { maxElapsedMs: number };
+  /** How long a stopping sidecar keeps delivering before it counts what is left. */
+  shutdownTimeoutMs: number;
   /** Sinks from the config file (besides the callback URL's), see src/sink-config.ts. */
   sinks: SinkConfig[];
   /** Secrets redacted from message content before anything leaves the process. */
   redaction: RedactionConfig;
 }
+
+export const OUTBOX_START_POLICIES = ['exit', 'degrade'] as const;
+export type OutboxStartPolicy = (typeof OUTBOX_START_POLICIES)[number];
 
 export const DEFAULT_CONFIG: Config = {
   mode: 'structured',
@@ -55,7 +66,9 @@ export const DEFAULT_CONFIG: Config = {
   gateway: { host: '127.0.0.1', port: 9889, upstream: 'http://127.0.0.1:9890', headersTimeoutMs: 60_000 },
   poller: { enabled: true, intervalMs: 3_000, confirmations: 2 },
   ingest: { host: '127.0.0.1', port: 4319, maxBodyBytes: 1024 * 1024, allowedHosts: [], allowedOrigins: [] },
-  outbox: { maxBytes: 64 * 1024 * 1024 },
+  outbox: { maxBytes: 1024 * 1024 * 1024, onStartError: 'exit' },
+  retry: { maxElapsedMs: DEFAULT_RETRY_BUDGET_MS },
+  shutdownTimeoutMs: 5_000,
   sinks: [],
   redaction: { enabled: true, defaults: true, patterns: [] },
 };
@@ -87,7 +100,7 @@ export const KEYS: Record<string, { kind: Kind; env?: string | readonly string[]
   callbackUrl: { kind: url, env: 'CAO_EVENT_CALLBACK_URL', flag: 'callback-url', help: 'CloudEvents callback URL (no URL: the CloudEvents path is off)' },
   mode: { kind: oneOf(CONTENT_MODES), env: 'CAO_EVENTS_MODE', flag: 'mode', help: 'HTTP content mode: structured, binary or batch' },
   timeoutMs: { kind: int(1, 600_000), env: 'CAO_EVENTS_TIMEOUT_MS', flag: 'timeout-ms', help: 'time-out of each callback request, ms' },
-  maxQueue: { kind: int(1, 10_000_000), env: 'CAO_EVENTS_MAX_QUEUE', flag: 'max-queue', help: 'events queued per sink at most' },
+  maxQueue: { kind: int(1, 10_000_000), env: 'CAO_EVENTS_MAX_QUEUE', flag: 'max-queue', help: 'events held in memory per sink at most (with an outbox, the rest waits on disk)' },
   source: { kind: str, env: 'CAO_EVENTS_SOURCE', flag: 'source', help: 'CloudEvents source naming the observed CAO server (default cao://<machine key>.<host name>:<CAO port>, unique and stable)' },
   typePrefix: { kind: str, env: 'CAO_EVENTS_TYPE_PREFIX', flag: 'type-prefix', help: 'CloudEvents type prefix (default io.github.awslabs.cao)' },
   dataschemaBase: { kind: url, flag: 'dataschema-base', help: 'base URL of the data JSON Schemas (sets dataschema)' },
@@ -111,7 +124,10 @@ export const KEYS: Record<string, { kind: Kind; env?: string | readonly string[]
   'ingest.allowedOrigins': { kind: list, env: 'CAO_EVENTS_INGEST_ALLOWED_ORIGINS', flag: 'ingest-allowed-origins', help: 'browser origins allowed to post events (comma-separated; default none: cross-site requests are refused)' },
   sinks: { kind: { t: 'custom', parse: parseSinks }, help: 'webhook sinks with filters, transforms, signing and content policy' },
   'outbox.dir': { kind: str, env: 'CAO_EVENTS_OUTBOX_DIR', flag: 'outbox-dir', help: 'durable outbox directory: events survive a restart, failures go to a dead-letter file (unset: no outbox)' },
-  'outbox.maxBytes': { kind: int(1024, 64 * 1024 * 1024 * 1024), flag: 'outbox-max-bytes', help: 'bytes of pending events kept on disk per sink at most' },
+  'outbox.maxBytes': { kind: int(1024, 64 * 1024 * 1024 * 1024), flag: 'outbox-max-bytes', help: 'bytes of outbox kept on disk per sink at most (beyond: events wait in memory, up to maxQueue)' },
+  'outbox.onStartError': { kind: oneOf(OUTBOX_START_POLICIES), env: 'CAO_EVENTS_OUTBOX_ON_START_ERROR', flag: 'outbox-on-start-error', help: 'an outbox directory that cannot be written at start-up: exit (code 2) or degrade (start, delivering from memory)' },
+  'retry.maxElapsedMs': { kind: int(1_000, MAX_RETRY_BUDGET_MS), env: 'CAO_EVENTS_RETRY_BUDGET_MS', flag: 'retry-budget-ms', help: 'how long an event is retried while its sink fails, ms (an outage within it loses nothing)' },
+  shutdownTimeoutMs: { kind: int(0, 600_000), env: 'CAO_EVENTS_SHUTDOWN_TIMEOUT_MS', flag: 'shutdown-timeout-ms', help: 'on SIGTERM/SIGINT, how long to keep delivering before counting what is left, ms' },
   'redaction.enabled': { kind: bool, env: 'CAO_EVENTS_REDACT', flag: 'redact', help: 'redact secrets (AWS keys, bearer tokens, …) from message content before export' },
   'redaction.defaults': { kind: bool, help: 'keep the built-in redaction patterns (false: only redaction.patterns)' },
   'redaction.patterns': { kind: { t: 'custom', parse: parseRedactionPatterns }, help: 'extra redaction patterns' },

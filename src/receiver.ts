@@ -6,8 +6,8 @@
 import { type IncomingMessage, type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { CloudEventV1 } from 'cloudevents';
-import type { ContentMode } from '../exporters/encode.ts';
-import { decodeRequest } from '../exporters/decode.ts';
+import type { ContentMode } from '../exporters/cloudevents/encode.ts';
+import { decodeRequest } from '../exporters/cloudevents/decode.ts';
 import { BodyTooLarge, readBody } from './read-body.ts';
 
 export interface ReceivedEvent {

@@ -5,12 +5,13 @@
  * source's mistake is a WARN line, never an exception into the source.
  */
 import type { SpanExporter } from '@opentelemetry/sdk-trace';
-import type { CloudEventSink } from '../exporters/cloudevents-span-exporter.ts';
-import { redactUrl } from '../exporters/http-sink.ts';
+import type { CloudEventSink } from '../exporters/sink.ts';
 import type { Config } from './config.ts';
 import { CaoMetrics } from './metrics.ts';
+import { routeOtelDiagnostics } from './otel-diag.ts';
 import { compileRedaction } from './redact.ts';
-import { buildSinks } from './sinks.ts';
+import type { SinkEnvironment } from './sink-factory.ts';
+import { buildSinks, sinkSpecs } from './sinks.ts';
 import type { CaoEvent } from './core/events.ts';
 import type { Logger } from './logger.ts';
 import type { RecordedEvent } from './core/recorder.ts';
@@ -41,22 +42,53 @@ export interface RuntimeExtras {
   env?: Record<string, string | undefined>;
   /** false: no metrics. */
   metrics?: false;
+  /** For tests: the sinks' retry clock, outbox file system, sender. */
+  delivery?: Pick<SinkEnvironment, 'clock' | 'fs' | 'sender'>;
 }
 
 function otlpOptions(config: Config): Config['otlp'] | undefined {
   return config.otlp.endpoint || config.otlp.protocol ? config.otlp : undefined;
 }
 
+/** One line for the operator: how many events the sinks did not deliver at shutdown, and where they are. */
+function logShutdownAccount(logger: Logger, sinks: readonly CloudEventSink[]): void {
+  let lost = 0;
+  let keptOnDisk = 0;
+  const bySink: Record<string, { lost: number; keptOnDisk: number; outbox?: string }> = {};
+  for (const sink of sinks) {
+    const summary = sink.stats.shutdown;
+    if (!summary || summary.undelivered === 0) continue;
+    lost += summary.lost;
+    keptOnDisk += summary.keptOnDisk;
+    bySink[sink.name] = { lost: summary.lost, keptOnDisk: summary.keptOnDisk, ...(summary.outboxDir ? { outbox: summary.outboxDir } : {}) };
+  }
+  const undelivered = lost + keptOnDisk;
+  const line = { undelivered, lost, keptOnDisk, sinks: bySink };
+  if (lost > 0) logger.error(line, `shutdown: ${undelivered} cloudevent(s) not delivered: ${lost} lost, ${keptOnDisk} kept in the outbox`);
+  else if (keptOnDisk > 0) logger.warn(line, `shutdown: ${undelivered} cloudevent(s) not delivered, all kept in the outbox for the next start`);
+  else if (sinks.length > 0) logger.info({ undelivered: 0 }, 'shutdown: every cloudevent delivered');
+}
+
 export function startRuntime(config: Config, logger: Logger, extras: RuntimeExtras = {}): Runtime {
-  // Throws ConfigError (a transform module that does not load) before anything starts.
-  const outbox = config.outbox.dir ? { dir: config.outbox.dir, maxBytes: config.outbox.maxBytes } : undefined;
+  // Throws ConfigError (a transform module that does not load, an outbox directory that
+  // cannot be written) before anything starts.
+  const stopDiagnostics = routeOtelDiagnostics(logger);
+  const outbox = config.outbox.dir
+    ? { dir: config.outbox.dir, maxBytes: config.outbox.maxBytes, onStartError: config.outbox.onStartError }
+    : undefined;
   const metrics = extras.metrics === false ? undefined : new CaoMetrics({ otlp: otlpOptions(config), env: extras.env });
-  const configured = buildSinks(config.sinks ?? [], logger, { timeoutMs: config.timeoutMs, maxQueue: config.maxQueue, outbox, metrics });
+  let built;
+  try {
+    built = buildSinks(sinkSpecs(config), { logger, metrics, outbox, ...extras.delivery });
+  } catch (err) {
+    stopDiagnostics();
+    void metrics?.shutdown();
+    throw err;
+  }
+  const configured = built.slice(0, (config.sinks ?? []).length);
+  const callback = built.slice(configured.length);
+  const sinks: CloudEventSink[] = [...configured, ...(extras.sinks ?? []), ...callback];
   const telemetry = createCaoTelemetry({
-    callbackUrl: config.callbackUrl,
-    mode: config.mode,
-    timeoutMs: config.timeoutMs,
-    maxQueue: config.maxQueue,
     source: config.source ?? defaultSource(config.gateway.upstream),
     // Late facts come from the poller: keep a killed session's trace and a message's occurrences
     // open well past its slowest report (`confirmations` cycles to confirm a kill, plus margin).
@@ -65,17 +97,16 @@ export function startRuntime(config: Config, logger: Logger, extras: RuntimeExtr
     typePrefix: config.typePrefix,
     dataschemaBase: config.dataschemaBase,
     otlp: otlpOptions(config),
-    outbox,
     metrics,
     spanExporters: extras.spanExporters,
-    sinks: [...configured, ...(extras.sinks ?? [])],
+    sinks,
     redaction: config.redaction ? compileRedaction(config.redaction) : undefined,
     logger,
     env: extras.env,
   });
   const sinkNote = configured.length > 0 ? `sinks ${configured.map((s) => s.name).join(', ')}` : '';
-  const deliveryNote = config.callbackUrl
-    ? `CloudEvents to ${redactUrl(config.callbackUrl)} (${config.mode})${sinkNote ? `; ${sinkNote}` : ''}`
+  const deliveryNote = callback[0]
+    ? `CloudEvents to sink ${callback[0].name} (${config.mode})${sinkNote ? `; ${sinkNote}` : ''}`
     : sinkNote ||
       'no callback URL (set CAO_EVENT_CALLBACK_URL or --callback-url): CloudEvents delivery is off';
   return {
@@ -93,8 +124,14 @@ export function startRuntime(config: Config, logger: Logger, extras: RuntimeExtr
       }
     },
     close: async () => {
+      // The sources are stopped: every event recorded is in the sinks already (the CloudEvents
+      // exporter runs as each span ends). The sinks flush, all at once, for the configured
+      // bound, then count what they could not deliver; the rest of the shutdown finds them done.
+      await Promise.all(telemetry.sinks.map((s) => s.shutdown(config.shutdownTimeoutMs).catch(() => undefined)));
       await telemetry.shutdown();
+      logShutdownAccount(logger, telemetry.sinks);
       await metrics?.shutdown();
+      stopDiagnostics();
     },
   };
 }

@@ -5,11 +5,12 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { type ContentPolicy, FULL_CONTENT, parseContentPolicy } from '../exporters/content-policy.ts';
-import { CONTENT_MODES, type ContentMode } from '../exporters/encode.ts';
-import type { RetryPolicy } from '../exporters/retry-policy.ts';
-import { SigningSecretError, secretKey } from '../exporters/signing.ts';
+import { CONTENT_MODES, type ContentMode } from '../exporters/cloudevents/encode.ts';
+import type { RetryPolicy } from '../exporters/delivery/retry-policy.ts';
+import { SigningSecretError, secretKey } from '../exporters/delivery/signing.ts';
 import type { SinkFilterSpec } from '../exporters/sink-filter.ts';
-import { SLACK_WEB_API_URL } from '../exporters/transforms/slack.ts';
+import { SLACK_WEB_API_URL } from '../exporters/renderers/slack.ts';
+import { defaultSinkName, withoutCredentials } from '../exporters/delivery/sink-url.ts';
 import { type ParseContext, expandEnv, fail, isMapping } from './config-error.ts';
 import { EVENT_TYPES, ORCHESTRATION_TYPES, PHASES } from './core/events.ts';
 
@@ -22,6 +23,7 @@ export type TransformRef =
   | { kind: 'module'; spec: string; path: string };
 
 export interface SinkConfig {
+  /** The operator's `name:`, else host, port and a hash of the URL (never its path or query). */
   name: string;
   url: string;
   /** CloudEvents content mode (sinks without a transform). */
@@ -38,17 +40,25 @@ export interface SinkConfig {
   content: ContentPolicy;
   /** Slack Web API mode (with `transform: slack`). */
   slack?: { token: string; channel: string };
+  /** The name was made from the URL (no `name:`). */
+  generatedName?: boolean;
 }
+
+/** What a sink name may be: it is a metric label, a log field and a directory name. */
+export const SINK_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 const SINK_KEYS = [
   'name', 'url', 'mode', 'transform', 'options', 'filter', 'headers', 'timeoutMs', 'maxQueue',
   'retry', 'signing', 'content', 'slack',
 ] as const;
 const FILTER_KEYS = ['types', 'sessions', 'orchestration', 'phases'] as const;
-const RETRY_KEYS = ['maxAttempts', 'initialDelayMs', 'maxDelayMs', 'maxRetryAfterMs'] as const;
+const RETRY_KEYS = ['maxAttempts', 'initialDelayMs', 'maxDelayMs', 'maxRetryAfterMs', 'maxElapsedMs'] as const;
 const RESERVED_HEADERS = new Set([
   'host', 'content-length', 'transfer-encoding', 'connection', 'webhook-id', 'webhook-timestamp', 'webhook-signature',
 ]);
+
+/** The longest retry budget accepted: a week. */
+export const MAX_RETRY_BUDGET_MS = 7 * 24 * 3_600_000;
 
 function knownKeys(value: Record<string, unknown>, known: readonly string[], path: string, ctx: ParseContext): void {
   for (const key of Object.keys(value)) {
@@ -143,6 +153,7 @@ function parseRetry(value: unknown, path: string, ctx: ParseContext): Partial<Re
   if (value.initialDelayMs !== undefined) retry.initialDelayMs = int(value.initialDelayMs, `${path}.initialDelayMs`, ctx, 1, 3_600_000);
   if (value.maxDelayMs !== undefined) retry.maxDelayMs = int(value.maxDelayMs, `${path}.maxDelayMs`, ctx, 1, 3_600_000);
   if (value.maxRetryAfterMs !== undefined) retry.maxRetryAfterMs = int(value.maxRetryAfterMs, `${path}.maxRetryAfterMs`, ctx, 0, 86_400_000);
+  if (value.maxElapsedMs !== undefined) retry.maxElapsedMs = int(value.maxElapsedMs, `${path}.maxElapsedMs`, ctx, 1_000, MAX_RETRY_BUDGET_MS);
   if (retry.initialDelayMs !== undefined && retry.maxDelayMs !== undefined && retry.initialDelayMs > retry.maxDelayMs) {
     fail(`${path}.initialDelayMs`, ctx, 'must not be larger than maxDelayMs');
   }
@@ -182,8 +193,9 @@ function parseSink(value: unknown, i: number, ctx: ParseContext): SinkConfig {
   const path = `${ctx.key}[${i}]`;
   if (!isMapping(value)) fail(path, ctx, 'must be a mapping (name, url, transform, filter, …)');
   knownKeys(value, SINK_KEYS, path, ctx);
-  const name = value.name === undefined ? `sink-${i}` : str(value.name, `${path}.name`, ctx).trim();
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) {
+  const named = value.name !== undefined;
+  const givenName = named ? str(value.name, `${path}.name`, ctx).trim() : '';
+  if (named && !SINK_NAME.test(givenName)) {
     fail(`${path}.name`, ctx, 'must be 1-64 letters, digits, dots, dashes or underscores');
   }
   const transform = value.transform === undefined ? undefined : parseTransform(value.transform, `${path}.transform`, ctx);
@@ -201,6 +213,16 @@ function parseSink(value: unknown, i: number, ctx: ParseContext): SinkConfig {
   if (value.url !== undefined) url = httpUrl(value.url, `${path}.url`, ctx);
   else if (slack) url = SLACK_WEB_API_URL;
   else return fail(`${path}.url`, ctx, 'is required');
+  const headers = value.headers === undefined ? {} : parseHeaders(value.headers, `${path}.headers`, ctx);
+  // user:pass@ in the URL becomes HTTP Basic auth; the URL that is kept (and hashed into the
+  // default name) has no credentials.
+  const plain = withoutCredentials(url);
+  if (plain.authorization) {
+    if (headers.authorization !== undefined) fail(`${path}.url`, ctx, 'has user:pass@ credentials and headers has Authorization too; keep one');
+    headers.authorization = plain.authorization;
+    url = plain.url;
+  }
+  const name = named ? givenName : defaultSinkName(url);
   const content = value.content === undefined ? FULL_CONTENT : parseContentPolicy(value.content);
   if (typeof content === 'string') fail(`${path}.content`, ctx, content);
   if (value.options !== undefined && !isMapping(value.options)) fail(`${path}.options`, ctx, 'must be a mapping');
@@ -209,9 +231,10 @@ function parseSink(value: unknown, i: number, ctx: ParseContext): SinkConfig {
     url,
     mode: mode as ContentMode,
     options: (value.options as Record<string, unknown> | undefined) ?? {},
-    headers: value.headers === undefined ? {} : parseHeaders(value.headers, `${path}.headers`, ctx),
+    headers,
     content,
   };
+  if (!named) sink.generatedName = true;
   if (transform) sink.transform = transform;
   if (value.filter !== undefined) sink.filter = parseFilter(value.filter, `${path}.filter`, ctx);
   if (value.timeoutMs !== undefined) sink.timeoutMs = int(value.timeoutMs, `${path}.timeoutMs`, ctx, 1, 600_000);
@@ -228,8 +251,17 @@ export function parseSinks(value: unknown, ctx: ParseContext): SinkConfig[] {
   const sinks = value.map((v, i) => parseSink(v, i, ctx));
   const seen = new Set<string>();
   sinks.forEach((sink, i) => {
+    if (sink.generatedName) return;
     if (seen.has(sink.name)) fail(`${ctx.key}[${i}].name`, ctx, `duplicate sink name ${JSON.stringify(sink.name)}`);
     seen.add(sink.name);
   });
+  // Two unnamed sinks with the same URL: the second gets a suffix.
+  for (const sink of sinks) {
+    if (!sink.generatedName) continue;
+    let name = sink.name;
+    for (let n = 2; seen.has(name); n++) name = `${sink.name}-${n}`;
+    sink.name = name;
+    seen.add(name);
+  }
   return sinks;
 }

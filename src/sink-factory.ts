@@ -1,15 +1,198 @@
 /**
- * Builds one delivery sink the way the runtime wants it: an HttpSink, behind a durable outbox
- * when one is configured, reporting deliveries to the metrics. Used for the callback URL's sink
- * and for every configured sink, so both behave alike.
+ * Builds one webhook sink from its parts, the same way for the callback URL's sink and for
+ * every configured sink: a DeliveryQueue with the sink's renderer, an HttpSender (time-out,
+ * headers, Standard Webhooks signing) and its storage (the durable outbox when one is
+ * configured, else memory), behind the sink's filter and content policy, reporting to the
+ * metrics. An outbox directory that cannot be used at start-up is a ConfigError naming
+ * `outbox.dir` (exit 2), unless the operator asked for a degraded start.
  */
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import type { CloudEventV1 } from 'cloudevents';
 import type { Logger } from 'pino';
-import type { CloudEventSink } from '../exporters/cloudevents-span-exporter.ts';
-import { HttpSink, type HttpSinkOptions, type SinkStats } from '../exporters/http-sink.ts';
-import { DurableSink, Outbox } from '../exporters/outbox.ts';
+import type { ContentMode } from '../exporters/cloudevents/encode.ts';
+import type { ContentPolicy } from '../exporters/content-policy.ts';
+import type { Clock } from '../exporters/delivery/clock.ts';
+import { DeliveryQueue } from '../exporters/delivery/delivery-queue.ts';
+import { LossLog } from '../exporters/delivery/loss-log.ts';
+import { MemoryStorage } from '../exporters/delivery/memory-storage.ts';
+import { OutboxLockedError, OutboxStorage, OutboxUnavailableError } from '../exporters/delivery/outbox.ts';
+import type { OutboxFs } from '../exporters/delivery/outbox-files.ts';
+import type { QueueStorage } from '../exporters/delivery/queue-storage.ts';
+import type { RetryPolicy } from '../exporters/delivery/retry-policy.ts';
+import { HttpSender, type Sender } from '../exporters/delivery/sender.ts';
+import { defaultSinkName, withoutCredentials } from '../exporters/delivery/sink-url.ts';
+import { WebhookSink } from '../exporters/delivery/webhook-sink.ts';
+import { cloudEventsRenderer } from '../exporters/renderers/cloudevents.ts';
+import { TerminalDirectory } from '../exporters/renderers/directory.ts';
+import type { Renderer } from '../exporters/renderers/types.ts';
+import type { CloudEventSink } from '../exporters/sink.ts';
+import type { EventFilter } from '../exporters/sink-filter.ts';
+import { ConfigError } from './config-error.ts';
 import type { CaoMetrics } from './metrics.ts';
+
+/** Everything one sink is made of. */
+export interface SinkSpec {
+  name: string;
+  /** Without credentials (see withoutCredentials). */
+  url: string;
+  renderer: Renderer;
+  headers: Record<string, string>;
+  signingSecrets?: readonly string[];
+  timeoutMs: number;
+  maxQueue: number;
+  retry?: Partial<RetryPolicy>;
+  filter?: EventFilter;
+  content?: ContentPolicy;
+  /** The `options` a user renderer gets. */
+  options?: Record<string, unknown>;
+  concurrency?: number;
+}
+
+export interface OutboxSettings {
+  dir: string;
+  maxBytes?: number;
+  onStartError?: 'exit' | 'degrade';
+}
+
+/** What every sink of a process shares. */
+export interface SinkEnvironment {
+  logger: Logger;
+  metrics?: CaoMetrics;
+  outbox?: OutboxSettings;
+  /** Told about every event a sink acknowledged (the demo prints them). */
+  onDelivered?: (sink: string, events: readonly CloudEventV1<unknown>[]) => void;
+  /** For tests: the retry clock, the outbox's file system, the sender. */
+  clock?: Clock;
+  fs?: OutboxFs;
+  sender?: (spec: SinkSpec) => Sender;
+}
+
+export const DEFAULT_OUTBOX_MAX_BYTES = 1024 * 1024 * 1024;
+
+/** A sink's outbox directory: one per sink, named after the sink. */
+export function outboxDirOf(base: string, sinkName: string): string {
+  return join(base, sinkName);
+}
+
+export function createSender(spec: SinkSpec, clock?: Clock): Sender {
+  return new HttpSender({
+    timeoutMs: spec.timeoutMs,
+    headers: spec.headers,
+    signingSecrets: spec.signingSecrets,
+    connections: spec.concurrency ?? 1,
+    now: clock ? () => clock.now() : undefined,
+  });
+}
+
+/** The sink's queue over a given storage (the sidecar's, or a replay's). */
+export function createDeliveryQueue(
+  spec: SinkSpec,
+  storage: QueueStorage,
+  losses: LossLog,
+  env: SinkEnvironment,
+  agentName: (terminalId: string | undefined) => string | undefined = () => undefined,
+): DeliveryQueue {
+  const logger = env.logger.child({ sink: spec.name });
+  const { metrics, onDelivered } = env;
+  return new DeliveryQueue({
+    name: spec.name,
+    url: spec.url,
+    renderer: spec.renderer,
+    context: { sink: spec.name, url: spec.url, options: Object.freeze({ ...(spec.options ?? {}) }), agentName },
+    sender: env.sender?.(spec) ?? createSender(spec, env.clock),
+    storage,
+    losses,
+    logger,
+    retry: spec.retry,
+    concurrency: spec.concurrency,
+    clock: env.clock,
+    onDelivered:
+      metrics || onDelivered
+        ? (events) => {
+            const at = Date.now();
+            if (metrics) for (const e of events) metrics.delivered(spec.name, at - Date.parse(String(e.time)));
+            onDelivered?.(spec.name, events);
+          }
+        : undefined,
+  });
+}
+
+/** Opens a sink's outbox; a directory that cannot be used is a ConfigError naming the key. */
+export function openOutbox(spec: SinkSpec, settings: OutboxSettings, losses: LossLog, env: SinkEnvironment): OutboxStorage {
+  const dir = outboxDirOf(settings.dir, spec.name);
+  try {
+    return OutboxStorage.open({
+      dir,
+      sink: spec.name,
+      maxBytes: settings.maxBytes ?? DEFAULT_OUTBOX_MAX_BYTES,
+      memoryEvents: spec.maxQueue,
+      logger: env.logger.child({ sink: spec.name }),
+      losses,
+      degradedStart: settings.onStartError === 'degrade',
+      fs: env.fs,
+      clock: env.clock,
+    });
+  } catch (err) {
+    if (err instanceof OutboxUnavailableError) {
+      throw new ConfigError(
+        `outbox.dir: ${err.message} (sink ${spec.name}). Make the directory writable, point outbox.dir elsewhere, ` +
+          'or set outbox.onStartError: degrade (--outbox-on-start-error degrade) to start anyway, delivering from memory',
+      );
+    }
+    if (err instanceof OutboxLockedError) throw new ConfigError(`outbox.dir: ${err.message}`);
+    throw err;
+  }
+}
+
+/** One sink, ready for the CloudEvents span exporter. Throws ConfigError (outbox directory). */
+export function createWebhookSink(spec: SinkSpec, env: SinkEnvironment): WebhookSink {
+  const logger = env.logger.child({ sink: spec.name });
+  const losses = new LossLog(logger, { clock: env.clock });
+  const storage = env.outbox ? openOutbox(spec, env.outbox, losses, env) : new MemoryStorage({ maxEvents: spec.maxQueue, losses });
+  const directory = new TerminalDirectory();
+  const sink = new WebhookSink({
+    name: spec.name,
+    queue: createDeliveryQueue(spec, storage, losses, env, (id) => directory.agentName(id)),
+    filter: spec.filter,
+    content: spec.content,
+    observe: (event) => directory.learn(event),
+  });
+  env.metrics?.observeSink(sink);
+  return sink;
+}
+
+/** The spec of a plain CloudEvents sink for a URL (the callback URL, a library user's). */
+export function cloudEventsSinkSpec(options: {
+  url: string;
+  name?: string;
+  mode?: ContentMode;
+  timeoutMs?: number;
+  maxQueue?: number;
+  retry?: Partial<RetryPolicy>;
+  headers?: Record<string, string>;
+}): SinkSpec {
+  const { url, authorization } = withoutCredentials(options.url);
+  return {
+    name: options.name ?? defaultSinkName(url),
+    url,
+    renderer: cloudEventsRenderer(options.mode ?? 'structured'),
+    headers: { ...(options.headers ?? {}), ...(authorization ? { authorization } : {}) },
+    timeoutMs: options.timeoutMs ?? 5_000,
+    maxQueue: options.maxQueue ?? 10_000,
+    retry: options.retry,
+  };
+}
+
+/** The options createCaoTelemetry gives for its `callbackUrl`. */
+export interface DeliverySinkOptions {
+  url: string;
+  name?: string;
+  mode?: ContentMode;
+  timeoutMs?: number;
+  maxQueue?: number;
+  retry?: Partial<RetryPolicy>;
+  logger: Logger;
+}
 
 export interface DeliveryExtras {
   outbox?: { dir: string; maxBytes?: number };
@@ -17,49 +200,7 @@ export interface DeliveryExtras {
   logger: Logger;
 }
 
-export type DeliverySink = CloudEventSink & { readonly stats: SinkStats };
-
-/** A stable directory name for a sink's outbox: its name, and a hash of its URL. */
-export function outboxDirName(name: string, url: string): string {
-  const safe = name.replace(/^https?:\/\//, '').replace(/[^A-Za-z0-9_.-]+/g, '_').slice(0, 48);
-  return `${safe}-${createHash('sha1').update(url).digest('hex').slice(0, 8)}`;
-}
-
-export function createDeliverySink(options: HttpSinkOptions, extras: DeliveryExtras): DeliverySink {
-  const { metrics } = extras;
-  const withMetrics = (onDelivered: HttpSinkOptions['onDelivered']): HttpSinkOptions['onDelivered'] =>
-    metrics
-      ? (events, at) => {
-          for (const e of events) metrics.delivered(sinkName, at - Date.parse(String(e.time)));
-          onDelivered?.(events, at);
-        }
-      : onDelivered;
-  let http: HttpSink | undefined;
-  const sinkName = options.name ?? new URL(options.url).origin;
-  if (!extras.outbox) {
-    http = new HttpSink({ ...options, onDelivered: withMetrics(options.onDelivered) });
-    metrics?.observeSink(http);
-    return http;
-  }
-  const outbox = new Outbox({
-    dir: join(extras.outbox.dir, outboxDirName(sinkName, options.url)),
-    maxBytes: extras.outbox.maxBytes,
-    logger: extras.logger,
-  });
-  const durable = new DurableSink(outbox, (hooks) => {
-    http = new HttpSink({
-      ...options,
-      onDelivered: withMetrics((events, at) => {
-        hooks.onDelivered(events);
-        options.onDelivered?.(events, at);
-      }),
-      onFailed: (events, failure) => {
-        hooks.onFailed(events, failure);
-        options.onFailed?.(events, failure);
-      },
-    });
-    return http;
-  });
-  metrics?.observeSink({ name: durable.name, get stats() { return durable.stats!; }, outbox });
-  return durable as DeliverySink;
+/** createCaoTelemetry's callback-URL sink (the library path). */
+export function createDeliverySink(options: DeliverySinkOptions, extras: DeliveryExtras): CloudEventSink {
+  return createWebhookSink(cloudEventsSinkSpec(options), { logger: extras.logger, metrics: extras.metrics, outbox: extras.outbox });
 }

@@ -1,22 +1,22 @@
 /**
- * Builds the configured sinks at start-up: for each `sinks:` entry an HttpSink (with its
- * transform, signing, time-out, retry policy) behind a PolicySink (filter, content policy).
- * User transform modules are loaded here, once, synchronously (Node's require() of ES modules),
- * so a module that is missing, throws while loading, uses top-level await or exports no
- * transform stops start-up with a ConfigError naming the sink and the module path.
+ * The configured sinks at start-up: each `sinks:` entry, and the callback URL, becomes a
+ * SinkSpec (renderer, headers, signing, time-out, retry policy, filter, content policy) and
+ * then a WebhookSink (src/sink-factory.ts). User transform modules are loaded here, once,
+ * synchronously (Node's require() of ES modules), so a module that is missing, throws while
+ * loading, uses top-level await or exports no transform stops start-up with a ConfigError
+ * naming the sink and the module path.
  */
 import { createRequire } from 'node:module';
-import type { Logger } from 'pino';
-import type { CaoMetrics } from './metrics.ts';
-import { createDeliverySink } from './sink-factory.ts';
-import { PolicySink } from '../exporters/policy-sink.ts';
+import type { WebhookSink } from '../exporters/delivery/webhook-sink.ts';
+import { cloudEventsRenderer } from '../exporters/renderers/cloudevents.ts';
+import { createDiscordTransform } from '../exporters/renderers/discord.ts';
+import { createSlackTransform } from '../exporters/renderers/slack.ts';
+import type { EventTransformFunction, Renderer, SinkTransform } from '../exporters/renderers/types.ts';
 import { compileFilter } from '../exporters/sink-filter.ts';
-import { TerminalDirectory } from '../exporters/transforms/directory.ts';
-import { createDiscordTransform } from '../exporters/transforms/discord.ts';
-import { createSlackTransform } from '../exporters/transforms/slack.ts';
-import type { EventTransformFunction, SinkTransform } from '../exporters/transforms/types.ts';
+import type { Config } from './config.ts';
 import { ConfigError } from './config-error.ts';
 import type { SinkConfig, TransformRef } from './sink-config.ts';
+import { type SinkEnvironment, type SinkSpec, cloudEventsSinkSpec, createWebhookSink } from './sink-factory.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -97,9 +97,10 @@ function loadModuleTransform(ref: Extract<TransformRef, { kind: 'module' }>, sin
   return transform;
 }
 
-export function resolveTransform(sink: SinkConfig, index: number): SinkTransform | undefined {
+/** A sink's renderer: its transform (built-in or module), else its CloudEvents content mode. */
+export function resolveRenderer(sink: SinkConfig, index: number): Renderer {
   const ref = sink.transform;
-  if (!ref) return undefined;
+  if (!ref) return cloudEventsRenderer(sink.mode);
   if (ref.kind === 'module') return loadModuleTransform(ref, sink, index);
   switch (ref.name) {
     case 'slack':
@@ -109,37 +110,40 @@ export function resolveTransform(sink: SinkConfig, index: number): SinkTransform
   }
 }
 
-export interface SinkDefaults {
-  timeoutMs: number;
-  maxQueue: number;
-  outbox?: { dir: string; maxBytes?: number };
-  metrics?: CaoMetrics;
+/** The sinks of a configuration: the `sinks:` entries, then the callback URL's sink. Throws ConfigError. */
+export function sinkSpecs(config: Pick<Config, 'sinks' | 'callbackUrl' | 'mode' | 'timeoutMs' | 'maxQueue' | 'retry'>): SinkSpec[] {
+  const entries = config.sinks ?? [];
+  const renderers = entries.map((entry, i) => resolveRenderer(entry, i)); // all load before any sink starts
+  const budget = config.retry?.maxElapsedMs;
+  const specs: SinkSpec[] = entries.map((entry, i) => ({
+    name: entry.name,
+    url: entry.url,
+    renderer: renderers[i]!,
+    headers: entry.headers,
+    signingSecrets: entry.signing?.secrets,
+    timeoutMs: entry.timeoutMs ?? config.timeoutMs,
+    maxQueue: entry.maxQueue ?? config.maxQueue,
+    retry: { ...(budget !== undefined ? { maxElapsedMs: budget } : {}), ...entry.retry },
+    filter: compileFilter(entry.filter),
+    content: entry.content,
+    options: entry.options,
+  }));
+  if (config.callbackUrl) {
+    const spec = cloudEventsSinkSpec({
+      url: config.callbackUrl,
+      mode: config.mode,
+      timeoutMs: config.timeoutMs,
+      maxQueue: config.maxQueue,
+      retry: budget !== undefined ? { maxElapsedMs: budget } : undefined,
+    });
+    let name = spec.name;
+    for (let n = 2; specs.some((s) => s.name === name); n++) name = `${spec.name}-${n}`;
+    specs.push({ ...spec, name });
+  }
+  return specs;
 }
 
-/** The sinks of a configuration, ready to hand to createCaoTelemetry. Throws ConfigError. */
-export function buildSinks(specs: readonly SinkConfig[], logger: Logger, defaults: SinkDefaults): PolicySink[] {
-  const transforms = specs.map((spec, i) => resolveTransform(spec, i)); // all load before any sink starts
-  return specs.map((spec, i) => {
-    const directory = new TerminalDirectory();
-    const inner = createDeliverySink({
-      url: spec.url,
-      name: spec.name,
-      mode: spec.mode,
-      timeoutMs: spec.timeoutMs ?? defaults.timeoutMs,
-      maxQueue: spec.maxQueue ?? defaults.maxQueue,
-      headers: spec.headers,
-      retry: spec.retry,
-      logger,
-      transform: transforms[i],
-      transformOptions: spec.options,
-      agentName: (id) => directory.agentName(id),
-      signingSecrets: spec.signing?.secrets,
-    }, { outbox: defaults.outbox, metrics: defaults.metrics, logger });
-    return new PolicySink({
-      inner,
-      filter: compileFilter(spec.filter),
-      content: spec.content,
-      observe: (event) => directory.learn(event),
-    });
-  });
+/** The sinks, built and ready to hand to createCaoTelemetry. Throws ConfigError (an outbox directory). */
+export function buildSinks(specs: readonly SinkSpec[], env: SinkEnvironment): WebhookSink[] {
+  return specs.map((spec) => createWebhookSink(spec, env));
 }

@@ -8,7 +8,7 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { describe, it } from 'node:test';
 import { request } from 'undici';
-import { encodeBinary } from '../exporters/encode.ts';
+import { encodeBinary } from '../exporters/cloudevents/encode.ts';
 import { spanEventToCloudEvent } from '../exporters/transform.ts';
 import { startCaoSimulator } from '../src/demo/cao-simulator.ts';
 import { waitFor } from './helpers/otlp-receiver.ts';

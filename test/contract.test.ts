@@ -3,28 +3,18 @@
  * every field of its type set comes out of the whole pipeline (validation → span event →
  * CloudEvent) carrying every field, under the registry's names, valid against its schema.
  */
+import { CollectSink } from './helpers/collect-sink.ts';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import type { SpanExporter, ReadableSpan } from '@opentelemetry/sdk-trace';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import type { CloudEventV1 } from 'cloudevents';
-import type { CloudEventSink } from '../exporters/cloudevents-span-exporter.ts';
 import { asyncApiDocument, dataSchema } from '../src/core/contract.ts';
 import { type CaoEvent, CaoEventError } from '../src/core/events.ts';
 import { type CaoEventData, type CaoEventType, EVENT_TYPES, FIELDS, fieldsOf } from '../src/core/fields.ts';
 import { createCaoTelemetry } from '../src/core/telemetry.ts';
 import { contractFiles, ROOT } from '../src/core/write-contract.ts';
 
-class Collect implements CloudEventSink {
-  readonly name = 'collect';
-  readonly events: CloudEventV1<unknown>[] = [];
-  enqueue(events: readonly CloudEventV1<unknown>[]): void {
-    this.events.push(...events);
-  }
-  async forceFlush(): Promise<void> {}
-  async shutdown(): Promise<void> {}
-}
 
 class Spans implements SpanExporter {
   readonly spans: ReadableSpan[] = [];
@@ -57,7 +47,7 @@ describe('the field registry', () => {
 
   it('an event with every field of its type set carries all of them, as attributes and as data, valid against its schema', async () => {
     const ajv = new Ajv2020({ allErrors: true, strict: true, strictRequired: false });
-    const sink = new Collect();
+    const sink = new CollectSink();
     const spans = new Spans();
     const telemetry = createCaoTelemetry({ sinks: [sink], spanExporters: [spans], otlp: false, redaction: false });
     // A message's terminals are not sessions' terminals here: give each type its own session.

@@ -9,25 +9,15 @@
  * - a HEAD handoff is, to the plugin, a lone post_kill_terminal of a worker nobody saw created;
  * - the poller reports a cycle later, possibly after the session's kill.
  */
+import { CollectSink } from './helpers/collect-sink.ts';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
-import type { CloudEventV1 } from 'cloudevents';
-import type { CloudEventSink } from '../exporters/cloudevents-span-exporter.ts';
 import type { CaoEvent } from '../src/core/events.ts';
 import type { CaoEventData } from '../src/core/fields.ts';
 import { createCaoTelemetry } from '../src/core/telemetry.ts';
 import { pluginEventToCaoEvent } from '../src/sources/plugin-event.ts';
 
-class Collect implements CloudEventSink {
-  readonly name = 'collect';
-  readonly events: CloudEventV1<unknown>[] = [];
-  enqueue(events: readonly CloudEventV1<unknown>[]): void {
-    this.events.push(...events);
-  }
-  async forceFlush(): Promise<void> {}
-  async shutdown(): Promise<void> {}
-}
 
 class Spans implements SpanExporter {
   readonly spans: ReadableSpan[] = [];
@@ -52,7 +42,7 @@ const hook = (event_type: string, ms: number, fields: Record<string, unknown>, m
   pluginEventToCaoEvent({ event_type, timestamp: ts(ms, micros), session_id: S, traceparent: null, event_id: `hook-${++hookId}`, ...fields });
 
 function setup(options: { graceMs?: number } = {}) {
-  const sink = new Collect();
+  const sink = new CollectSink();
   const spans = new Spans();
   const telemetry = createCaoTelemetry({ sinks: [sink], spanExporters: [spans], otlp: false, source: 'cao://test', ...options });
   const data = () => sink.events.map((e) => e.data as CaoEventData);

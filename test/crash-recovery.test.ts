@@ -5,13 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { request } from 'undici';
-import { sinkDirs } from '../exporters/replay.ts';
-import { OUTBOX_FILE } from '../exporters/outbox.ts';
+import { pendingIds } from './helpers/outbox-contents.ts';
 import { startCaoSimulator } from '../src/demo/cao-simulator.ts';
 import { startReceiver } from '../src/receiver.ts';
 import { freePort } from './helpers/free-port.ts';
@@ -31,21 +30,6 @@ function gateway(args: string[]) {
     return String((JSON.parse(line) as { listen: string }).listen);
   };
   return { child, listening, stderr: () => err };
-}
-
-function pendingIds(dir: string): string[] {
-  const [sinkDir] = sinkDirs(dir);
-  if (!sinkDir || !existsSync(join(sinkDir, OUTBOX_FILE))) return [];
-  const pending = new Map<string, true>();
-  for (const line of readFileSync(join(sinkDir, OUTBOX_FILE), 'utf8').split('\n')) {
-    if (!line) continue;
-    try {
-      const r = JSON.parse(line) as { add?: { id: string }; ack?: string };
-      if (r.add) pending.set(r.add.id, true);
-      if (r.ack) pending.delete(r.ack);
-    } catch { /* a torn line */ }
-  }
-  return [...pending.keys()];
 }
 
 describe('crash recovery', () => {

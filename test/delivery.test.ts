@@ -7,8 +7,9 @@ import assert from 'node:assert/strict';
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
-import { HttpSink, createCaoTelemetry } from '../src/index.ts';
+import { cloudEventsSinkSpec, createCaoTelemetry, createWebhookSink } from '../src/index.ts';
 import { createLogger } from '../src/logger.ts';
+import type { SinkStats } from '../exporters/sink.ts';
 import { logCapture } from './helpers/log-capture.ts';
 import { waitFor } from './helpers/otlp-receiver.ts';
 
@@ -71,7 +72,7 @@ function assertNoSecretsLogged(text: string): void {
 describe('delivery faults', () => {
   it('a sink that hangs: the request times out, is retried, and emit() returned at once', async () => {
     const s = await sink(() => undefined); // never answers
-    const { logs, telemetry } = setup(s.url, { timeoutMs: 200 });
+    const { logs, telemetry } = setup(s.url, { timeoutMs: 200, retry: { ...fastRetry, maxElapsedMs: 1_000 } });
     const recorded = emitMessage(telemetry);
     assert.ok(recorded, 'emit returned synchronously while the sink hangs');
     await waitFor(() => s.hits.length >= 2, 10_000, 'a retry after the time-out');
@@ -84,21 +85,25 @@ describe('delivery faults', () => {
     await s.close();
   });
 
-  it('a sink that refuses connections: retries until exhausted, counted as failed, WARN lines', async () => {
+  it('a sink that refuses connections: retried past maxAttempts while the breaker is open, given up when the time budget is spent, the loss an ERROR line', async () => {
     const s = await sink(() => undefined);
     const url = s.url;
     await s.close(); // nothing listens there now
-    const { logs, telemetry } = setup(url);
+    const { logs, telemetry } = setup(url, { retry: { ...fastRetry, maxElapsedMs: 600 } });
     assert.ok(emitMessage(telemetry));
     await telemetry.forceFlush();
-    const stats = telemetry.sinks[0] as unknown as { stats: { failed: number; retried: number; delivered: number } };
-    assert.equal(stats.stats.failed, 1);
-    assert.equal(stats.stats.retried, fastRetry.maxAttempts - 1);
-    assert.equal(stats.stats.delivered, 0);
+    const stats: SinkStats = telemetry.sinks[0]!.stats;
+    assert.equal(stats.failed, 1);
+    assert.equal(stats.delivered, 0);
+    assert.ok(stats.retried > fastRetry.maxAttempts, `connection errors with the breaker open spend no attempts (${stats.retried} retries)`);
     const warns = logs.lines().filter((l) => l.level === 40);
-    assert.equal(warns.length, fastRetry.maxAttempts);
     assert.match(String(warns[0]!.reason), /ECONNREFUSED/);
     assert.match(String(warns.at(-1)!.msg), /retries exhausted/);
+    assert.match(String(warns.at(-1)!.budget), /retry budget/);
+    const loss = logs.lines().find((l) => l.level === 50);
+    assert.equal(loss?.lost, 1);
+    assert.equal(loss?.reason, 'retries_exhausted');
+    assert.deepEqual(stats.lostBy, { retries_exhausted: 1 });
     assertNoSecretsLogged(logs.text());
     await telemetry.shutdown();
   });
@@ -110,7 +115,7 @@ describe('delivery faults', () => {
     await telemetry.forceFlush();
     assert.equal(s.hits.length, 3);
     assert.equal(new Set(s.hits.map((h) => h.id)).size, 1);
-    const stats = (telemetry.sinks[0] as unknown as { stats: { delivered: number; retried: number } }).stats;
+    const stats = telemetry.sinks[0]!.stats;
     assert.equal(stats.delivered, 1);
     assert.equal(stats.retried, 2);
     await telemetry.shutdown();
@@ -140,9 +145,10 @@ describe('delivery faults', () => {
     emitMessage(telemetry, 'cao-gone-2');
     await telemetry.forceFlush();
     assert.equal(s.hits.length, 1);
-    const stats = (telemetry.sinks[0] as unknown as { stats: { disabled: boolean; dropped: number } }).stats;
+    const stats = telemetry.sinks[0]!.stats;
     assert.equal(stats.disabled, true);
-    assert.ok(stats.dropped >= 1);
+    assert.equal(stats.dropped, 1, 'the event after the 410');
+    assert.equal(stats.lostBy.sink_gone, 2, 'the refused event and the later one: no outbox keeps them');
     assert.ok(logs.lines().some((l) => String(l.msg).includes('410')));
     await telemetry.shutdown();
     await s.close();
@@ -159,24 +165,35 @@ describe('delivery faults', () => {
     await s.close();
   });
 
-  it('a full queue drops new events and counts them, logging once per interval', async () => {
+  it('a full queue loses new events: counted, the first an ERROR line at once, the rest summed into one line, the total at shutdown', async () => {
     const s = await sink(() => undefined); // hangs, so the queue fills
     const { logs, telemetry } = setup(s.url, { maxQueue: 3, timeoutMs: 60_000 });
     for (let i = 0; i < 10; i++) {
       telemetry.emit({ type: 'session_created', sessionName: `cao-q${i}` });
     }
-    const stats = (telemetry.sinks[0] as unknown as { stats: { dropped: number; queued: number; inFlight: number } }).stats;
-    // one in flight, three queued, the rest dropped
+    const stats = telemetry.sinks[0]!.stats;
+    // one in flight, three queued, the rest lost
     assert.equal(stats.dropped, 6);
-    assert.equal(logs.lines().filter((l) => l.msg === 'cloudevents dropped').length, 1);
-    await s.close();
+    assert.equal(stats.inFlight, 1);
+    assert.equal(stats.queued, 3);
+    assert.deepEqual(stats.lostBy, { queue_full: 6 });
+    const errors = () => logs.lines().filter((l) => l.level === 50);
+    assert.equal(errors().length, 1, 'one line now, not one per event');
+    assert.equal(errors()[0]!.lost, 1);
+    assert.equal(errors()[0]!.reason, 'queue_full');
+    await telemetry.sinks[0]!.shutdown(100);
     await telemetry.shutdown();
+    await s.close();
+    const summed = errors().find((l) => (l.byReason as Record<string, number> | undefined)?.queue_full === 5);
+    assert.ok(summed, 'the other five are reported, at the latest at shutdown (never swallowed)');
+    const atShutdown = errors().find((l) => String(l.msg).startsWith('shutdown:'));
+    assert.equal(atShutdown?.lost, 4, 'the in-flight and the three queued events, lost at shutdown without an outbox');
   });
 
   it('forceFlush() and shutdown() are bounded while a sink hangs, and count what is left', async () => {
     const s = await sink(() => undefined);
     const logs = logCapture();
-    const httpSink = new HttpSink({ url: s.url, timeoutMs: 60_000, logger: createLogger('info', logs.stream) });
+    const httpSink = createWebhookSink(cloudEventsSinkSpec({ url: s.url, timeoutMs: 60_000 }), { logger: createLogger('info', logs.stream) });
     const telemetry = createCaoTelemetry({ sinks: [httpSink], otlp: false });
     emitMessage(telemetry);
     emitMessage(telemetry, 'cao-second');
@@ -187,34 +204,32 @@ describe('delivery faults', () => {
     await httpSink.shutdown(100);
     assert.equal(httpSink.stats.dropped, 2, 'the queued and the aborted in-flight event are counted as dropped');
     assert.equal(httpSink.stats.inFlight, 0);
-    assert.ok(logs.lines().some((l) => l.msg === 'cloudevents dropped' && l.reason === 'undelivered at shutdown'));
+    assert.deepEqual(httpSink.stats.shutdown, { undelivered: 2, keptOnDisk: 0, lost: 2 });
+    assert.ok(logs.lines().some((l) => l.level === 50 && l.undelivered === 2 && l.lost === 2 && String(l.msg).startsWith('shutdown:')));
     await telemetry.shutdown();
     await s.close();
   });
 
-  it('a dead sink is not hammered: back-off grows across events, and onFailed reports what was given up', async () => {
+  it('a dead sink is not hammered: back-off grows across events, and what is given up is counted by reason', async () => {
     const s = await sink(() => undefined);
     const url = s.url;
     await s.close();
     const logs = logCapture();
-    const failed: Array<{ kind: string; ids: string[] }> = [];
-    const httpSink = new HttpSink({
-      url,
-      logger: createLogger('info', logs.stream),
-      retry: { initialDelayMs: 20, maxDelayMs: 60_000, maxAttempts: 2 },
-      onFailed: (events, failure) => failed.push({ kind: failure.kind, ids: events.map((e) => e.id) }),
-    });
+    const httpSink = createWebhookSink(
+      cloudEventsSinkSpec({ url, retry: { initialDelayMs: 20, maxDelayMs: 60_000, maxAttempts: 2, maxElapsedMs: 1_000 } }),
+      { logger: createLogger('info', logs.stream) },
+    );
     const telemetry = createCaoTelemetry({ sinks: [httpSink], otlp: false });
     emitMessage(telemetry, 'cao-dead-1');
     await httpSink.forceFlush();
     emitMessage(telemetry, 'cao-dead-2');
     await httpSink.forceFlush();
     const delays = logs.lines().filter((l) => l.msg === 'cloudevent delivery failed, will retry').map((l) => Number(l.retryInMs));
-    assert.equal(delays.length, 2);
     // first event, first retry: attempt 1 → 10..20 ms; second event, first retry: third failure in a row → 40..80 ms
     assert.ok(delays[0]! <= 20, `first back-off ${delays[0]}`);
     assert.ok(delays[1]! >= 40, `second back-off ${delays[1]} follows the sink's failures, not the event's attempts`);
-    assert.deepEqual(failed.map((f) => f.kind), ['exhausted', 'exhausted']);
+    assert.equal(httpSink.stats.failed, 2);
+    assert.deepEqual(httpSink.stats.lostBy, { retries_exhausted: 2 });
     await telemetry.shutdown();
   });
 
@@ -233,12 +248,12 @@ describe('delivery faults', () => {
     await telemetry.forceFlush();
     // A 2xx status is the sink's acknowledgement even when its body is cut short: the event counts
     // as delivered (not sent twice), and the broken body neither throws nor stalls the sink.
-    const stats = (telemetry.sinks[0] as unknown as { stats: { delivered: number; failed: number } }).stats;
+    const stats = telemetry.sinks[0]!.stats;
     assert.equal(stats.delivered, 1);
     assert.equal(stats.failed, 0);
     emitMessage(telemetry, 'cao-midway-2');
     await telemetry.forceFlush();
-    assert.equal((telemetry.sinks[0] as unknown as { stats: { delivered: number } }).stats.delivered, 2, 'the sink keeps working');
+    assert.equal(telemetry.sinks[0]!.stats.delivered, 2, 'the sink keeps working');
     assertNoSecretsLogged(logs.text());
     await telemetry.shutdown();
     await s.close();
@@ -254,7 +269,7 @@ describe('delivery faults', () => {
     await telemetry.forceFlush();
     assert.equal(s.hits.length, 2);
     assert.equal(s.hits[0]!.id, s.hits[1]!.id);
-    assert.equal((telemetry.sinks[0] as unknown as { stats: { delivered: number } }).stats.delivered, 1);
+    assert.equal(telemetry.sinks[0]!.stats.delivered, 1);
     await telemetry.shutdown();
     await s.close();
   });

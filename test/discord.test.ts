@@ -9,7 +9,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import type { PolicySink } from '../exporters/policy-sink.ts';
+import type { WebhookSink } from '../exporters/delivery/webhook-sink.ts';
 import { loadConfig } from '../src/config.ts';
 import type { CaoEvent } from '../src/core/events.ts';
 import { createLogger } from '../src/logger.ts';
@@ -28,7 +28,7 @@ function start(url: string, extra = '', logs = logCapture()): Runtime {
   return startRuntime(loadConfig({ configPath: path }), createLogger('info', logs.stream), { env: {} });
 }
 
-const sinkOf = (runtime: Runtime) => runtime.telemetry.sinks[0] as PolicySink;
+const sinkOf = (runtime: Runtime) => runtime.telemetry.sinks[0] as WebhookSink;
 
 function team(name: string): CaoEvent[] {
   return [

@@ -4,10 +4,10 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { request } from 'undici';
-import { HttpSink } from '../exporters/http-sink.ts';
 import { createLogger } from '../src/logger.ts';
 import { CaoMetrics } from '../src/metrics.ts';
 import { startReceiver } from '../src/receiver.ts';
+import { cloudEventsSinkSpec, createWebhookSink } from '../src/sink-factory.ts';
 import { spanEventToCloudEvent } from '../exporters/transform.ts';
 import { waitFor } from './helpers/otlp-receiver.ts';
 
@@ -15,10 +15,7 @@ describe('metrics', () => {
   it('serves events by type/source/outcome, deliveries per sink, queue depth and latency as Prometheus text', async () => {
     const metrics = new CaoMetrics({ otlp: false });
     const receiver = await startReceiver();
-    const sink = new HttpSink({ url: receiver.url, logger: createLogger('silent'), onDelivered: (evs, at) => {
-      for (const e of evs) metrics.delivered('test-sink', at - Date.parse(String(e.time)));
-    } });
-    metrics.observeSink(sink);
+    const sink = createWebhookSink(cloudEventsSinkSpec({ url: receiver.url, name: 'test-sink' }), { logger: createLogger('silent'), metrics });
     metrics.event('message_sent', 'gateway', 'recorded');
     metrics.event('message_sent', 'gateway', 'recorded');
     metrics.event('session_created', 'poller', 'duplicate');
@@ -33,10 +30,13 @@ describe('metrics', () => {
     assert.equal(res.statusCode, 200);
     assert.match(text, /cao_events_events_total\{type="message_sent",source="gateway",outcome="recorded"\} 2/);
     assert.match(text, /cao_events_events_total\{type="session_created",source="poller",outcome="duplicate"\} 1/);
-    assert.match(text, new RegExp(`cao_events_deliveries_total\\{sink="${sink.name.replace(/[/.]/g, '.')}",outcome="delivered"\\} 1`));
-    assert.match(text, /cao_events_queue_depth\{sink="[^"]+"\} 0/);
-    assert.match(text, /cao_events_delivery_latency_count\{sink="test-sink"\} 1/);
-    assert.deepEqual(metrics.health(), { ok: true, sinks: [{ name: sink.name, disabled: false, queued: 0, inFlight: 0 }] });
+    assert.match(text, /cao_events_deliveries_total\{sink="test-sink",outcome="delivered"\} 1/);
+    assert.match(text, /cao_events_deliveries_total\{sink="test-sink",outcome="dead_lettered"\} 0/);
+    assert.match(text, /cao_events_lost_total\{sink="test-sink",reason="queue_full"\} 0/);
+    assert.match(text, /cao_events_queue_depth\{sink="test-sink"\} 0/);
+    assert.match(text, /cao_events_delivery_latency_seconds_count\{sink="test-sink"\} 1/);
+    assert.ok(!/cao_events_outbox/.test(text), 'no outbox metrics for a sink without one');
+    assert.deepEqual(metrics.health(), { ok: true, sinks: [{ name: 'test-sink', disabled: false, breaker: 'closed', queued: 0, inFlight: 0, lost: 0 }] });
     server.closeAllConnections();
     server.close();
     await sink.shutdown();

@@ -10,7 +10,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import type { PolicySink } from '../exporters/policy-sink.ts';
+import type { WebhookSink } from '../exporters/delivery/webhook-sink.ts';
 import type { CaoEventData } from '../exporters/transform.ts';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import type { CaoEvent } from '../src/core/events.ts';
@@ -93,7 +93,7 @@ sinks:
     assert.deepEqual(config.sinks[1]!.transform, { kind: 'builtin', name: 'slack' });
     assert.equal(config.sinks[1]!.url, 'https://slack.com/api/chat.postMessage', 'Web API mode needs no url');
     assert.deepEqual(config.sinks[1]!.slack, { token: 'xoxb-1-2-abc', channel: 'C0CAOEVENTS' });
-    assert.equal(config.sinks[2]!.name, 'sink-2');
+    assert.match(config.sinks[2]!.name, /^127\.0\.0\.1-9-[0-9a-f]{8}$/, 'an unnamed sink: host, port and a hash of the URL, never its path');
     assert.deepEqual(config.sinks[2]!.transform, { kind: 'module', spec: './my-transform.mjs', path: join(dir, 'my-transform.mjs') });
     assert.deepEqual(config.sinks[2]!.options, { title: 'hello' });
   });
@@ -143,7 +143,7 @@ sinks:
     filter: { types: [session_created, session_killed], sessions: ['*-dev-?'] }
 `);
     const runtime = startRuntime(loadConfig({ configPath: path }), createLogger('silent'), { env: {} });
-    assert.match(runtime.deliveryNote, /CloudEvents to http:\/\/127\.0\.0\.1:\d+\/ \(structured\); sinks all, handoffs, prod, lifecycle/);
+    assert.match(runtime.deliveryNote, /CloudEvents to sink 127\.0\.0\.1-\d+-[0-9a-f]{8} \(structured\); sinks all, handoffs, prod, lifecycle/);
     for (const event of script()) runtime.record(event);
     await runtime.telemetry.forceFlush();
     const seen = (r: typeof all) => r.received.map((x) => {
@@ -158,7 +158,7 @@ sinks:
     assert.ok(seen(prod).every((s) => s.startsWith('cao-prod-1:')));
     assert.ok(prod.received.every((r) => r.mode === 'batch'));
     assert.deepEqual(seen(lifecycle), ['cao-dev-1:session_created', 'cao-dev-1:session_killed']);
-    const stats = (runtime.telemetry.sinks as PolicySink[]).slice(0, 4).map((s) => [s.name, s.stats.filtered, s.stats.delivered]);
+    const stats = (runtime.telemetry.sinks as WebhookSink[]).slice(0, 4).map((s) => [s.name, s.stats.filtered, s.stats.delivered]);
     assert.deepEqual(stats, [['all', 0, 18], ['handoffs', 16, 2], ['prod', 9, 9], ['lifecycle', 16, 2]]);
     await runtime.close();
     await Promise.all([all, handoffs, prod, lifecycle, callback].map((r) => r.close()));
@@ -213,7 +213,7 @@ sinks:
     assert.deepEqual(card.content.body.at(-1)!.facts, [{ title: 'Session', value: 'cao-prod-1' }, { title: 'Type', value: 'assign (dispatched)' }]);
     assert.equal(teams.requests[0]!.headers['content-type'], 'application/json; charset=utf-8');
     assert.equal(teams.requests[0]!.headers['x-source'], 'cao-events');
-    const sink = runtime.telemetry.sinks[0] as PolicySink;
+    const sink = runtime.telemetry.sinks[0] as WebhookSink;
     assert.equal(sink.stats.skipped, 6, 'session and terminal events: the transform returned null');
     assert.equal(sink.stats.delivered, 2);
     assert.equal(sink.stats.filtered, 1, 'the delivered-phase message');
@@ -253,7 +253,7 @@ export function createTransform(options, { sink }) {
     for (const event of script().slice(0, 4)) runtime.record(event);
     await runtime.telemetry.forceFlush();
     assert.deepEqual(hook.requests.map((r) => r.body), ['session_created', 'message_sent']);
-    assert.equal((runtime.telemetry.sinks[0] as PolicySink).stats.failed, 2);
+    assert.equal((runtime.telemetry.sinks[0] as WebhookSink).stats.failed, 2);
     const warn = logs.lines().find((l) => l.msg === 'sink transform failed, events not delivered');
     assert.equal(warn?.sink, 'flaky');
     assert.equal(warn?.error, 'no terminals here');

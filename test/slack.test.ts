@@ -9,7 +9,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import type { PolicySink } from '../exporters/policy-sink.ts';
+import type { WebhookSink } from '../exporters/delivery/webhook-sink.ts';
 import { loadConfig } from '../src/config.ts';
 import type { CaoEvent } from '../src/core/events.ts';
 import { createLogger } from '../src/logger.ts';
@@ -40,7 +40,7 @@ function message(name: string, text: string, from = SUP, to = DEV): CaoEvent {
   return { type: 'message_sent', sessionName: name, sender: from, receiver: to, orchestrationType: 'assign', phase: 'dispatched', message: text, source: 'gateway' };
 }
 
-const sinkOf = (runtime: Runtime) => runtime.telemetry.sinks[0] as PolicySink;
+const sinkOf = (runtime: Runtime) => runtime.telemetry.sinks[0] as WebhookSink;
 
 describe('slack: incoming webhook', () => {
   let slack: SlackFake;

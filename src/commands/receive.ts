@@ -40,7 +40,7 @@ export async function runReceiveCommand(values: OptionValues): Promise<number> {
     import('../logger.ts'),
     import('../receiver.ts'),
     import('../format-event.ts'),
-    import('../../exporters/encode.ts'),
+    import('../../exporters/cloudevents/encode.ts'),
   ]);
   const logger = createLogger(log.logLevel, { format: log.logFormat });
   const receiver = await startReceiver({

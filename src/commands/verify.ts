@@ -4,7 +4,7 @@
  * `{"headers": {...}, "body": "<raw body exactly as received>"}` from --file or stdin.
  */
 import { readFileSync } from 'node:fs';
-import { DEFAULT_TOLERANCE_SEC, SigningSecretError, secretKey, verify } from '../../exporters/signing.ts';
+import { DEFAULT_TOLERANCE_SEC, SigningSecretError, secretKey, verify } from '../../exporters/delivery/signing.ts';
 import type { CommandModule, OptionValues } from './command.ts';
 
 export const VERIFY_OPTIONS = {

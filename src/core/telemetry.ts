@@ -24,9 +24,9 @@ import type { Logger } from 'pino';
 import {
   type CloudEventSink,
   CloudEventsSpanExporter,
-} from '../../exporters/cloudevents-span-exporter.ts';
-import type { ContentMode } from '../../exporters/encode.ts';
-import type { RetryPolicy } from '../../exporters/retry-policy.ts';
+} from '../../exporters/cloudevents/span-exporter.ts';
+import type { ContentMode } from '../../exporters/cloudevents/encode.ts';
+import type { RetryPolicy } from '../../exporters/delivery/retry-policy.ts';
 import type { TransformOptions } from '../../exporters/transform.ts';
 import { EventCore } from './emit.ts';
 import { type CaoEvent, type ValidCaoEvent, validateCaoEvent } from './events.ts';

@@ -7,8 +7,9 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CloudEventV1 } from 'cloudevents';
-import { CONTENT_MODES, type ContentMode } from '../../exporters/encode.ts';
-import { HttpSink } from '../../exporters/http-sink.ts';
+import { CONTENT_MODES, type ContentMode } from '../../exporters/cloudevents/encode.ts';
+import type { CloudEventSink } from '../../exporters/sink.ts';
+import { cloudEventsSinkSpec, createWebhookSink } from '../sink-factory.ts';
 import type { CaoEventData } from '../../exporters/transform.ts';
 import { ConfigError, DEFAULT_CONFIG, loadConfig, loadLogSettings } from '../config.ts';
 import { EVENT_TYPES } from '../core/events.ts';
@@ -73,7 +74,7 @@ export async function runDemo(values: Record<string, string | boolean | undefine
     for (const close of closers.reverse()) await close();
   };
   let config: typeof checked;
-  let sink: HttpSink;
+  let sink: CloudEventSink;
   let traceFile: string | undefined;
   try {
     const simulator = await startCaoSimulator({ version, deliveryDelayMs: 200, deferredInitDelayMs: 600, runStepDurationMs: 900 });
@@ -82,11 +83,10 @@ export async function runDemo(values: Record<string, string | boolean | undefine
     if (receiver) closers.push(() => receiver.close());
     const callbackUrl = checked.callbackUrl ?? receiver!.url;
     config = { ...checked, callbackUrl, gateway: { ...checked.gateway, upstream: simulator.url } };
-    sink = new HttpSink({
-      url: callbackUrl,
-      mode: config.mode,
+    sink = createWebhookSink(cloudEventsSinkSpec({ url: callbackUrl, mode: config.mode }), {
       logger,
-      onDelivered: (events, at) => {
+      onDelivered: (_sink, events) => {
+        const at = Date.now();
         for (const event of events) {
           delivered.push({ event, at });
           print(`  ${formatEventLine(event)}`);

@@ -14,13 +14,13 @@
  * honoured. Agent text is escaped (&, <, >), so it can never form a mention such as <!channel>.
  */
 import type { CaoEventData } from '../transform.ts';
-import { eventTimeMs, fitText, lifecycleSentence, splitText, takePiece, who } from './text.ts';
+import { eventTimeMs, fitText, lifecycleSentence, messageAgents, splitText, takePiece, who } from './text.ts';
 import type {
   CaoCloudEventLike,
   ResponseVerdict,
-  SinkTransform,
-  TransformContext,
-  TransformOutput,
+  Renderer,
+  RenderContext,
+  RenderedRequest,
   TransformResponse,
 } from './types.ts';
 
@@ -103,14 +103,15 @@ function mrkdwn(text: string): TextObject {
 }
 
 /** The blocks of one event. */
-export function renderSlackEvent(event: CaoCloudEventLike, context: TransformContext): Rendered {
+export function renderSlackEvent(event: CaoCloudEventLike, context: RenderContext): Rendered {
   const data = dataOf(event);
   const blocks: SlackBlock[] = [];
   if (data.event_type === 'message_sent') {
     const orchestration = data.orchestration_type ?? 'message';
+    const agents = messageAgents(data);
     const heading =
-      `${EMOJI[orchestration] ?? EMOJI.send_message} *${slackEscape(who(context, data.sender))}* → ` +
-      `*${slackEscape(who(context, data.receiver))}*  ·  \`${slackEscape(orchestration)}\`` +
+      `${EMOJI[orchestration] ?? EMOJI.send_message} *${slackEscape(who(context, data.sender, agents.sender))}* → ` +
+      `*${slackEscape(who(context, data.receiver, agents.receiver))}*  ·  \`${slackEscape(orchestration)}\`` +
       (data.phase ? ` _${slackEscape(data.phase)}_` : '');
     if (data.message === undefined) {
       blocks.push({ type: 'section', text: mrkdwn(fitText(heading, SLACK_LIMITS.sectionText)) });
@@ -136,11 +137,12 @@ export function renderSlackEvent(event: CaoCloudEventLike, context: TransformCon
 }
 
 /** The notification text (shown in notifications and where blocks cannot be). */
-function fallbackText(events: readonly CaoCloudEventLike[], context: TransformContext): string {
+function fallbackText(events: readonly CaoCloudEventLike[], context: RenderContext): string {
   const first = dataOf(events[0]!);
   let text: string;
   if (events.length === 1 && first.event_type === 'message_sent') {
-    text = `${who(context, first.sender)} → ${who(context, first.receiver)} (${first.orchestration_type ?? 'message'})` +
+    const agents = messageAgents(first);
+    text = `${who(context, first.sender, agents.sender)} → ${who(context, first.receiver, agents.receiver)} (${first.orchestration_type ?? 'message'})` +
       (first.message !== undefined ? `: ${first.message}` : '');
   } else if (events.length === 1) {
     text = lifecycleSentence(first, context);
@@ -153,7 +155,7 @@ function fallbackText(events: readonly CaoCloudEventLike[], context: TransformCo
 /** Packs as many events as fit into one message (the first always). */
 export function packSlackMessage(
   events: readonly CaoCloudEventLike[],
-  context: TransformContext,
+  context: RenderContext,
   header?: string,
 ): { blocks: SlackBlock[]; consumed: number } {
   const blocks: SlackBlock[] = [];
@@ -199,7 +201,7 @@ interface Thread {
   channel: string;
 }
 
-export function createSlackTransform(options: SlackOptions = {}): SinkTransform {
+export function createSlackTransform(options: SlackOptions = {}): Renderer {
   const webApi = options.token !== undefined;
   if (webApi && !options.channel) throw new Error('slack: Web API mode needs a channel');
   const threads = new Map<string, Thread>();
@@ -220,7 +222,7 @@ export function createSlackTransform(options: SlackOptions = {}): SinkTransform 
     minIntervalMs: SLACK_LIMITS.minIntervalMs,
     groupBy: sessionOf,
 
-    encode(events, context): TransformOutput {
+    encode(events, context): RenderedRequest {
       const session = sessionOf(events[0]!);
       if (!webApi) {
         const { blocks, consumed } = packSlackMessage(events, context);

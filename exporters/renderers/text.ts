@@ -3,17 +3,30 @@
  * words, and cutting text to a service's limit with a visible marker. Pure.
  */
 import type { CaoEventData } from '../transform.ts';
-import type { TransformContext } from './types.ts';
+import type { RenderContext } from './types.ts';
 
-/** `developer (e5f6a7b8)` when the agent is known, else the terminal id, else `unknown`. */
-export function who(context: TransformContext, terminalId: string | undefined): string {
-  if (!terminalId) return 'unknown';
-  const name = context.agentName(terminalId);
+/**
+ * `developer (e5f6a7b8)` when the agent is known (from the event itself, `sender_agent` /
+ * `receiver_agent`, else from the sink's directory of terminals), else the terminal id, else
+ * `unknown`.
+ */
+export function who(context: RenderContext, terminalId: string | undefined, agent?: string): string {
+  if (!terminalId) return agent ?? 'unknown';
+  const name = agent ?? context.agentName(terminalId);
   return name ? `${name} (${terminalId})` : terminalId;
 }
 
+/** The agent profiles a message event carries itself (`sender_agent`, `receiver_agent`), when it does. */
+export function messageAgents(data: CaoEventData): { sender?: string; receiver?: string } {
+  const d = data as CaoEventData & { sender_agent?: unknown; receiver_agent?: unknown };
+  return {
+    ...(typeof d.sender_agent === 'string' && d.sender_agent ? { sender: d.sender_agent } : {}),
+    ...(typeof d.receiver_agent === 'string' && d.receiver_agent ? { receiver: d.receiver_agent } : {}),
+  };
+}
+
 /** One sentence for a lifecycle event. */
-export function lifecycleSentence(data: CaoEventData, context: TransformContext): string {
+export function lifecycleSentence(data: CaoEventData, context: RenderContext): string {
   const session = data.session_name ?? data.session_id ?? 'unknown session';
   const agent = data.agent_name ?? context.agentName(data.terminal_id);
   const detail = [agent, data.provider].filter(Boolean).join(', ');

@@ -13,13 +13,13 @@
  * `retry_after` (seconds) is honoured.
  */
 import type { CaoEventData } from '../transform.ts';
-import { eventTimeMs, fitText, lifecycleSentence, who } from './text.ts';
+import { eventTimeMs, fitText, lifecycleSentence, messageAgents, who } from './text.ts';
 import type {
   CaoCloudEventLike,
   ResponseVerdict,
-  SinkTransform,
-  TransformContext,
-  TransformOutput,
+  Renderer,
+  RenderContext,
+  RenderedRequest,
   TransformResponse,
 } from './types.ts';
 
@@ -79,10 +79,12 @@ export function discordUsername(name: string | undefined): string {
   return Array.from(out).slice(0, DISCORD_LIMITS.username).join('');
 }
 
-function usernameFor(event: CaoCloudEventLike, context: TransformContext): string {
+function usernameFor(event: CaoCloudEventLike, context: RenderContext): string {
   const speaker = speakerOf(event);
   if (!speaker) return discordUsername('cao-events');
-  return discordUsername(context.agentName(speaker) ?? dataOf(event).agent_name ?? speaker);
+  const data = dataOf(event);
+  const own = data.event_type === 'message_sent' ? messageAgents(data).sender : undefined;
+  return discordUsername(own ?? context.agentName(speaker) ?? data.agent_name ?? speaker);
 }
 
 function embedChars(embed: DiscordEmbed): number {
@@ -92,7 +94,7 @@ function embedChars(embed: DiscordEmbed): number {
 /** One embed for an event, its description cut to `descriptionRoom` characters at most. */
 export function renderDiscordEmbed(
   event: CaoCloudEventLike,
-  context: TransformContext,
+  context: RenderContext,
   descriptionRoom: number = DISCORD_LIMITS.description,
 ): DiscordEmbed {
   const data = dataOf(event);
@@ -109,7 +111,7 @@ export function renderDiscordEmbed(
   }
   const orchestration = data.orchestration_type ?? 'message';
   const title = fitText(
-    `→ ${who(context, data.receiver)} · ${orchestration}${data.phase ? ` (${data.phase})` : ''}`,
+    `→ ${who(context, data.receiver, messageAgents(data).receiver)} · ${orchestration}${data.phase ? ` (${data.phase})` : ''}`,
     DISCORD_LIMITS.title,
     () => '…',
   );
@@ -121,7 +123,7 @@ export function renderDiscordEmbed(
 /** As many events as fit in one message (the first always, cut to fit). */
 export function packDiscordMessage(
   events: readonly CaoCloudEventLike[],
-  context: TransformContext,
+  context: RenderContext,
 ): { embeds: DiscordEmbed[]; consumed: number } {
   const embeds: DiscordEmbed[] = [];
   let total = 0;
@@ -152,7 +154,7 @@ function discordCode(body: string): number | undefined {
 /** Unknown Webhook, Invalid Webhook Token: the webhook was deleted or its URL is wrong. */
 const GONE_CODES = new Set([10015, 50027]);
 
-export function createDiscordTransform(): SinkTransform {
+export function createDiscordTransform(): Renderer {
   return {
     name: 'discord',
     maxBatch: DISCORD_LIMITS.embeds,
@@ -161,7 +163,7 @@ export function createDiscordTransform(): SinkTransform {
     groupBy: (event) => `${sessionOf(event)}\u0000${speakerOf(event) ?? ''}`,
     grouping: 'run',
 
-    encode(events, context): TransformOutput {
+    encode(events, context): RenderedRequest {
       const { embeds, consumed } = packDiscordMessage(events, context);
       return {
         body: { username: usernameFor(events[0]!, context), embeds, allowed_mentions: { parse: [] } },

@@ -1,16 +1,19 @@
 /**
- * Sink transforms: the middleware between a sink's queue and its HTTP request. A transform
- * receives CloudEvents (already filtered and content-policed for its sink) and returns the
- * request to send, or null to skip them. Built-ins: `slack` and `discord`; users name a module
- * in the config file (see README, "Sinks, transforms, signing and privacy").
+ * The Renderer layer: what turns a sink's CloudEvents into the request body and headers, and
+ * reads the service's answer. Every sink has exactly one: the CloudEvents content modes
+ * (structured, binary, batch: renderers/cloudevents.ts), `slack`, `discord`, or a user module
+ * named as `transform:` in the config file (see README, "Sinks, transforms, signing and
+ * privacy"). A renderer receives events already filtered and content-policed for its sink and
+ * returns the request to send, or null to skip them; the delivery queue decides when and how
+ * often it is sent, the sender sends (and signs) it.
  */
 import type { CloudEventV1 } from 'cloudevents';
 import type { CaoEventData } from '../transform.ts';
 
 export type CaoCloudEventLike = CloudEventV1<CaoEventData>;
 
-/** What a transform gets besides the events. */
-export interface TransformContext {
+/** What a renderer gets besides the events. */
+export interface RenderContext {
   /** The sink's name (config `name`). */
   readonly sink: string;
   /** The sink's URL. */
@@ -21,8 +24,8 @@ export interface TransformContext {
   agentName(terminalId: string | undefined): string | undefined;
 }
 
-/** The request a transform asks for. */
-export interface TransformOutput {
+/** The request a renderer asks for. */
+export interface RenderedRequest {
   /** Defaults to the sink's URL. */
   url?: string;
   headers?: Record<string, string>;
@@ -55,20 +58,20 @@ export interface ResponseVerdict {
   pauseMs?: number;
 }
 
-export interface SinkTransform {
+export interface Renderer {
   readonly name: string;
   /** Render events into one request, or null/undefined to skip them (counted as skipped). */
   encode(
     events: readonly CaoCloudEventLike[],
-    context: TransformContext,
-  ): TransformOutput | null | undefined | Promise<TransformOutput | null | undefined>;
+    context: RenderContext,
+  ): RenderedRequest | null | undefined | Promise<RenderedRequest | null | undefined>;
   /** Events offered to one encode() at most (default 1). */
   maxBatch?: number;
   /** Events offered together share this key (e.g. the session: one Slack thread per session). */
   groupBy?: (event: CaoCloudEventLike) => string;
   /**
    * With groupBy: `gather` (default) takes the queued events of the first one's group wherever
-   * they are (order kept within a group, e.g. a thread); `run` takes only the unbroken run at
+   * they are in memory (up to maxQueue events; order kept within a group, e.g. a thread); `run` takes only the unbroken run at
    * the head of the queue (order kept across groups, e.g. one channel).
    */
   grouping?: 'gather' | 'run';
@@ -78,12 +81,17 @@ export interface SinkTransform {
   onResponse?(
     response: TransformResponse,
     events: readonly CaoCloudEventLike[],
-    context: TransformContext,
+    context: RenderContext,
   ): ResponseVerdict | undefined | void;
 }
 
 /** The simplest user transform: one event in, one request (or null) out. */
 export type EventTransformFunction = (
   event: CaoCloudEventLike,
-  context: TransformContext,
-) => TransformOutput | null | undefined | Promise<TransformOutput | null | undefined>;
+  context: RenderContext,
+) => RenderedRequest | null | undefined | Promise<RenderedRequest | null | undefined>;
+
+/** The names the config file and the README use for user renderers ("transforms"). */
+export type SinkTransform = Renderer;
+export type TransformContext = RenderContext;
+export type TransformOutput = RenderedRequest;

@@ -2,22 +2,19 @@
  * An OpenTelemetry SpanExporter that turns the `cao.*` span events of exported spans into
  * CloudEvents (pure transform) and hands them to sinks, each with its own queue. `export`
  * returns at once: the OTel processors may call it concurrently, drop on overflow and never
- * retry, so delivery, retries and back-pressure live in the sinks, not here.
+ * retry, so delivery, retries and back-pressure live in the sinks, not here. One sink's
+ * failure never reaches another: a sink that throws (a bug; ours never do) is an ERROR line
+ * with the number of events it did not take, and the next sink still gets them.
  */
 import type { ExportResult } from '@opentelemetry/core';
 import { ExportResultCode } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
 import type { CloudEventV1 } from 'cloudevents';
 import type { Logger } from 'pino';
-import { type TransformOptions, spanToCloudEvents } from './transform.ts';
+import type { CloudEventSink } from '../sink.ts';
+import { type TransformOptions, spanToCloudEvents } from '../transform.ts';
 
-/** Where converted CloudEvents go. `HttpSink` is one. */
-export interface CloudEventSink {
-  readonly name: string;
-  enqueue(events: readonly CloudEventV1<unknown>[]): void;
-  forceFlush(timeoutMs?: number): Promise<void>;
-  shutdown(timeoutMs?: number): Promise<void>;
-}
+export type { CloudEventSink } from '../sink.ts';
 
 export interface CloudEventsSpanExporterOptions extends TransformOptions {
   sinks: CloudEventSink[];
@@ -58,17 +55,36 @@ export class CloudEventsSpanExporter implements SpanExporter {
         this.#log.warn({ err, span: span.name }, 'span event could not be converted to a CloudEvent');
       }
     }
-    for (const sink of this.#sinks) sink.enqueue(events);
+    if (events.length > 0) {
+      for (const sink of this.#sinks) {
+        try {
+          sink.enqueue(events);
+        } catch (err) {
+          this.#log.error(
+            { sink: sink.name, lost: events.length, error: String((err as Error)?.message ?? err).slice(0, 200) },
+            `sink failed to accept ${events.length} cloudevent(s); they are lost for this sink`,
+          );
+        }
+      }
+    }
     resultCallback({ code: ExportResultCode.SUCCESS });
   }
 
   async forceFlush(): Promise<void> {
-    await Promise.all(this.#sinks.map((s) => s.forceFlush(this.#flushTimeoutMs)));
+    await Promise.all(this.#sinks.map((s) => this.#isolated(s, 'forceFlush', () => s.forceFlush(this.#flushTimeoutMs))));
   }
 
   async shutdown(): Promise<void> {
     if (this.#shutdown) return;
     this.#shutdown = true;
-    await Promise.all(this.#sinks.map((s) => s.shutdown(this.#flushTimeoutMs)));
+    await Promise.all(this.#sinks.map((s) => this.#isolated(s, 'shutdown', () => s.shutdown(this.#flushTimeoutMs))));
+  }
+
+  async #isolated(sink: CloudEventSink, what: string, run: () => Promise<void>): Promise<void> {
+    try {
+      await run();
+    } catch (err) {
+      this.#log.error({ sink: sink.name, error: String((err as Error)?.message ?? err).slice(0, 200) }, `sink ${what} failed`);
+    }
   }
 }
