@@ -42,7 +42,7 @@ function assertObserver(get: () => RunResult, observer: ObserverName): void {
     }
   });
 
-  it(`${observer}: ids, agents and time order of each session`, () => {
+  it(`${observer}: CloudEvents envelope per session: spec version, subject, terminal ids, unique ids, session_created first`, () => {
     for (const session of [SESSION, FAIL_SESSION]) {
       const evs = events().filter((e) => e.subject === session);
       assert.ok(evs.length > 0, `no events for ${session}`);

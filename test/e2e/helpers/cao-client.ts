@@ -155,7 +155,7 @@ function childTools(family: '2.1' | '2.4', profile: string): string {
   return tools;
 }
 
-/** 2.3 ≤ CAO < 2.5: deferred-init assign, run-step handoff, inbox send_message with sender suffix. */
+/** 2.3 ≤ CAO < 2.5 (recorded on 2.4.1): deferred-init assign, run-step handoff, inbox send_message with sender suffix. */
 function tools24(c: CaoClient): McpTools {
   return {
     family: '2.4',
