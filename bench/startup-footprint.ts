@@ -169,6 +169,8 @@ interface IdleSample {
   /** The gateway from the TypeScript sources on type stripping (development). */
   fromSource: number;
   bare: number;
+  /** An idle Node HTTP server on loopback and nothing else: what any HTTP-serving process starts from. */
+  httpServer: number;
 }
 
 /** Idle gateways vs an idle bare Node, started together and read at the same moment. */
@@ -186,6 +188,7 @@ async function idleRss(bin: string, settleMs: number): Promise<IdleSample> {
     spawn(process.execPath, [join(ROOT, 'src', 'cli.ts'), ...args], { env: ENV, stdio: ['ignore', 'ignore', 'pipe'] }),
   ];
   const bare = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  const httpServer = spawn(process.execPath, ['-e', "require('node:http').createServer().listen(0, '127.0.0.1')"], { stdio: 'ignore' });
   try {
     for (const gateway of gateways) {
       let err = '';
@@ -198,10 +201,11 @@ async function idleRss(bin: string, settleMs: number): Promise<IdleSample> {
     }
     await sleep(settleMs);
     const [gateway, smallNewSpace, fromSource] = gateways.map((g) => vmRss(g.pid!)) as [number, number, number];
-    return { gateway, smallNewSpace, fromSource, bare: vmRss(bare.pid!) };
+    return { gateway, smallNewSpace, fromSource, bare: vmRss(bare.pid!), httpServer: vmRss(httpServer.pid!) };
   } finally {
     for (const g of gateways) g.kill('SIGTERM');
     bare.kill('SIGTERM');
+    httpServer.kill('SIGTERM');
     stub.close();
   }
 }
@@ -313,6 +317,7 @@ export async function runStartupFootprint(options: StartupFootprintOptions = {})
       `| idle bare Node (baseline) | ${MB(idleBare)} | 1.00 |`,
       `| cao-events gateway (installed) | ${MB(idleGateway)} | ${fmt(rssRatio, 2)} |`,
       `| the same, NODE_OPTIONS=--max-semi-space-size=1 (for reference: V8's young generation) | ${MB(median(idle.map((x) => x.smallNewSpace)))} | ${fmt(median(idle.map((x) => x.smallNewSpace)) / idleBare, 2)} |`,
+      `| an idle Node HTTP server on loopback, nothing else (for reference: what serving HTTP costs by itself) | ${MB(median(idle.map((x) => x.httpServer)))} | ${fmt(median(idle.map((x) => x.httpServer)) / idleBare, 2)} |`,
       `| the gateway from src/ on type stripping (development, for reference) | ${MB(median(idle.map((x) => x.fromSource)))} | ${fmt(median(idle.map((x) => x.fromSource)) / idleBare, 2)} |`,
       '',
       `Samples (installed gateway / bare, MB): ${idle.map((x) => `${MB(x.gateway)} / ${MB(x.bare)}`).join('; ')}.`,
