@@ -754,3 +754,17 @@ describe('classification of real exchanges with the CAO simulator', () => {
       assert.deepEqual(kill.events, [{ type: 'session_killed', sessionName: s, ...G }]);
     }));
 });
+
+describe('dispatches CAO may deliver before it answers (the gateway holds their deliveries)', () => {
+  const arrival = (path: string, query: string) => ({ method: 'POST', path, query: new URLSearchParams(query), startedAt: new Date() });
+  it('an inbox POST, and 2.1\'s typed input with an orchestration type; raw input is none', () => {
+    const c = new ExchangeClassifier();
+    assert.deepEqual(c.dispatchOf(arrival('/terminals/abcd1234/inbox/messages', 'sender_id=11112222&message=x')),
+      { orchestrationType: 'send_message', sender: '11112222', receiver: 'abcd1234' });
+    assert.deepEqual(c.dispatchOf(arrival('/terminals/abcd1234/input', 'message=x&sender_id=11112222&orchestration_type=assign')),
+      { orchestrationType: 'assign', sender: '11112222', receiver: 'abcd1234' });
+    assert.equal(c.dispatchOf(arrival('/terminals/abcd1234/input', 'message=x')), undefined);
+    assert.equal(c.dispatchOf(arrival('/terminals/abcd1234/input', 'message=x&orchestration_type=shout')), undefined);
+    assert.equal(c.dispatchOf({ ...arrival('/terminals/abcd1234/inbox/messages', 'sender_id=1'), method: 'GET' }), undefined);
+  });
+});

@@ -673,16 +673,21 @@ export class ExchangeClassifier {
   }
 
   /**
-   * The message an arriving request dispatches, when CAO may deliver it before answering (HEAD
-   * delivers an inbox message to an idle receiver inside the POST): the gateway holds other
-   * sources' reports of that delivery until the dispatch is reported, so the session's
-   * sequence follows cause and effect.
+   * The message an arriving request dispatches, when CAO may deliver it before answering (an
+   * inbox message to an idle receiver is delivered inside the POST; 2.1's typed input with an
+   * orchestration type fires the plugin's post_send_message inside the request): the gateway
+   * holds other sources' reports of that delivery until the dispatch is reported, so the
+   * session's sequence follows cause and effect.
    */
   dispatchOf(x: ArrivedRequest): { orchestrationType: OrchestrationType; sender?: string; receiver: string } | undefined {
     if (x.method.toUpperCase() !== 'POST') return undefined;
-    const params = matchPath('/terminals/{id}/inbox/messages', x.path);
-    if (!params) return undefined;
-    return { orchestrationType: 'send_message', sender: param(x.query, 'sender_id'), receiver: params.id! };
+    const inbox = matchPath('/terminals/{id}/inbox/messages', x.path);
+    if (inbox) return { orchestrationType: 'send_message', sender: param(x.query, 'sender_id'), receiver: inbox.id! };
+    // 2.1–2.2 typed input: CAO types it (and fires post_send_message) inside the request too
+    const input = matchPath('/terminals/{id}/input', x.path);
+    const type = orchestration(param(x.query, 'orchestration_type'));
+    if (input && type) return { orchestrationType: type, sender: param(x.query, 'sender_id'), receiver: input.id! };
+    return undefined;
   }
 
   /** An exchange is over. */
