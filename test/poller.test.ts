@@ -325,6 +325,8 @@ for (const version of CAO_VERSIONS) {
       const dev = await addTerminal(s, session);
       for (const m of ['h1', 'h2', 'h3']) await send(s, dev.id, sup.id, m);
       await waitFor('delivery', () => delivered(s, sup.id) === 3);
+      // and the supervisor is done with the last one (else it would take the next message at once)
+      await waitFor('the supervisor done', () => s.snapshot().terminals.find((t) => t.id === sup.id)!.status === 'completed');
       const h = poll(s, { inboxLimit: 2 });
       assert.equal((await h.cycle()).filter((e) => e.type === 'message_sent').length, 0);
       s.setStatus(sup.id, 'processing');
