@@ -91,7 +91,7 @@ interface TerminalRow {
   id: string;
   agentName?: string;
   provider?: string;
-  /** HEAD only. */
+  /** ≥ 2.4 (2.1's rows carry none). */
   status?: string;
 }
 
