@@ -32,6 +32,8 @@ const BENCHES: Bench[] = [
   { key: 'e', file: './overload-memory.ts', fn: 'runOverloadMemory', timeoutMs: 120_000 },
   { key: 'f', file: './startup-footprint.ts', fn: 'runStartupFootprint', timeoutMs: 600_000 },
   { key: 'g', file: './delivery.ts', fn: 'runDelivery', timeoutMs: 900_000 },
+  // needs the real CAO venvs (bash test/e2e/install.sh)
+  { key: 'h', file: './real-gateway.ts', fn: 'runRealGateway', timeoutMs: 600_000 },
 ];
 
 function sh(cmd: string, args: string[]): string {

@@ -24,7 +24,8 @@ function line(d: CaoEventData): string {
     case 'terminal_created': return `* ${who(d.terminal_id, d.agent_name)} joined`;
     case 'terminal_killed': return `* ${who(d.terminal_id, d.agent_name)} left`;
     case 'message_sent':
-      return `${who(d.sender, d.sender_agent)} → ${who(d.receiver, d.receiver_agent)} [${d.orchestration_type} ${d.phase}]: ${d.message ?? ''}`;
+      // CAO's MCP tools append a line to each message ([Message from terminal …]): keep it, indented
+      return `${who(d.sender, d.sender_agent)} → ${who(d.receiver, d.receiver_agent)} [${d.orchestration_type} ${d.phase}]: ${(d.message ?? '').replace(/\n+/g, '\n    ')}`;
   }
 }
 

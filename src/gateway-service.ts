@@ -6,7 +6,7 @@
  * terminal the core does not know is placed in its session by asking CAO first (see
  * session-locator.ts).
  *
- * Cause before effect: HEAD delivers an inbox message to an idle receiver inside the POST that
+ * Cause before effect: CAO delivers an inbox message to an idle receiver inside the POST that
  * dispatches it, so the plugin's (or the poller's) `delivered` can arrive before the gateway
  * reports the `dispatched`. While such a POST is in flight, deliveries on its route wait for it
  * (at most HOLD_MS), so the session's sequence and the events' times agree.

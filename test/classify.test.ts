@@ -571,7 +571,7 @@ async function pollUntil(call: ReturnType<typeof driver>, id: string, statuses: 
 }
 
 async function withSim(version: CaoVersion, fn: (sim: CaoSimulator) => Promise<void>): Promise<void> {
-  const sim = await startCaoSimulator({ version, deliveryDelayMs: 20, runStepDurationMs: 50 });
+  const sim = await startCaoSimulator({ version, initMs: 20, workMs: 20, timeScale: 0.01 });
   try {
     await fn(sim);
   } finally {
@@ -580,11 +580,11 @@ async function withSim(version: CaoVersion, fn: (sim: CaoSimulator) => Promise<v
 }
 
 describe('classification of real exchanges with the CAO simulator', () => {
-  it('HEAD: launch, deferred assign, run-step handoff, workflow step, send_message, deletes', () =>
-    withSim('head', async (sim) => {
+  for (const version of ['2.4.1', '2.5.4'] as const) it(`${version}: launch, deferred assign, run-step handoff, workflow step, send_message, deletes`, () =>
+    withSim(version, async (sim) => {
       const call = driver(sim, new ExchangeClassifier(), shouldCapture);
 
-      const launch = await call('POST', '/sessions?agent_profile=supervisor&working_directory=/tmp');
+      const launch = await call('POST', '/sessions?agent_profile=supervisor');
       assert.equal(launch.status, 201);
       const sup: string = launch.json.id;
       const s: string = launch.json.session_name;
@@ -638,7 +638,7 @@ describe('classification of real exchanges with the CAO simulator', () => {
 
       const del = await call('DELETE', `/terminals/${worker}`);
       assert.deepEqual(del.events, [{ type: 'terminal_killed', terminalId: worker, ...G }]);
-      assert.deepEqual((await call('DELETE', `/terminals/${worker}`)).events, [], '409 on a second delete');
+      assert.deepEqual((await call('DELETE', `/terminals/${worker}`)).events, [], 'a second delete: 409 (2.5.4) or {success: false} (2.4.1)');
 
       assert.deepEqual((await call('GET', `/sessions/${s}`)).events, []);
       const kill = await call('DELETE', `/sessions/${s}`);
@@ -646,32 +646,56 @@ describe('classification of real exchanges with the CAO simulator', () => {
       assert.deepEqual(kill.events, [{ type: 'session_killed', sessionName: s, ...G }]);
     }));
 
-  it('HEAD: run-step timeout and error are handoff failures', async () => {
-    for (const outcome of ['timeout', 'error'] as const) {
-      const sim = await startCaoSimulator({ version: 'head', runStepDurationMs: 20, runStepOutcome: outcome });
-      try {
-        const call = driver(sim, new ExchangeClassifier(), shouldCapture);
-        const launch = await call('POST', '/sessions?agent_profile=supervisor');
-        const sup: string = launch.json.id;
-        const r = await call('POST', '/terminals/run-step', { provider: 'kiro_cli', agent: 'dev', prompt: 'p', caller_id: sup, session_name: launch.json.session_name });
-        assert.equal(r.status, outcome === 'timeout' ? 504 : 502);
+  it('run-step error and time-out (the stand-in CLI\'s __mock_error__ / __mock_sleep_N) are handoff failures', () =>
+    withSim('2.5.4', async (sim) => {
+      const call = driver(sim, new ExchangeClassifier(), shouldCapture);
+      const launch = await call('POST', '/sessions?agent_profile=supervisor');
+      const sup: string = launch.json.id;
+      for (const [prompt, status] of [['__mock_error__', 502], ['__mock_sleep_30', 504]] as const) {
+        const r = await call('POST', '/terminals/run-step', { provider: 'kiro_cli', agent: 'dev', prompt, timeout: 5, caller_id: sup, session_name: launch.json.session_name });
+        assert.equal(r.status, status);
         const worker: string = r.json.detail.terminal_id;
         assert.deepEqual(r.events.map((e) => [e.phase, e.sender, e.senderAgent, e.receiver, e.receiverAgent, e.message]), [
-          ['dispatched', sup, undefined, undefined, 'dev', 'p'],
-          ['failed', worker, 'dev', sup, undefined, r.json.detail.message],
+          ['dispatched', sup, undefined, undefined, 'dev', prompt],
+          ['failed', worker, 'dev', sup, undefined, status === 502 ? `terminal ${worker} reached ERROR status` : `step on terminal ${worker} did not complete within 5.0s`],
         ]);
-      } finally {
-        await sim.close();
       }
-    }
-  });
+    }));
 
-  it('v2.0.0: launch, assign and handoff by pattern, send_message, deletes', () =>
-    withSim('2.0.0', async (sim) => {
+  it('2.1.1: assign and handoff as its MCP server types them (orchestration_type), the result read back', () =>
+    withSim('2.1.1', async (sim) => {
+      const c = new ExchangeClassifier();
+      const call = driver(sim, c, (m, p) => c.capture(m, p));
+      const launch = await call('POST', '/sessions?provider=kiro_cli&agent_profile=supervisor');
+      const sup: string = launch.json.id;
+      const s: string = launch.json.session_name;
+      const w: string = (await call('POST', `/sessions/${s}/terminals?provider=kiro_cli&agent_profile=developer`)).json.id;
+      await pollUntil(call, w, ['idle']);
+      const assigned = await call('POST', `/terminals/${w}/input?message=Write%20it&sender_id=${sup}&orchestration_type=assign`);
+      assert.deepEqual(assigned.events, [
+        { type: 'message_sent', orchestrationType: 'assign', phase: 'dispatched', sender: sup, receiver: w, message: 'Write it', ...G },
+      ]);
+      const h: string = (await call('POST', `/sessions/${s}/terminals?provider=kiro_cli&agent_profile=reviewer`)).json.id;
+      await pollUntil(call, h, ['idle', 'completed']);
+      const sent = await call('POST', `/terminals/${h}/input?message=Review&sender_id=${sup}&orchestration_type=handoff`);
+      assert.deepEqual(sent.events.map((e) => [e.orchestrationType, e.phase, e.sender, e.receiver]), [['handoff', 'dispatched', sup, h]]);
+      await pollUntil(call, h, ['completed']);
+      const out = await call('GET', `/terminals/${h}/output?mode=last`);
+      assert.deepEqual(out.events, [
+        { type: 'message_sent', orchestrationType: 'handoff', phase: 'completed', sender: h, receiver: sup, message: out.json.output, ...G },
+      ]);
+      assert.deepEqual((await call('POST', `/terminals/${h}/exit`)).events, []);
+    }));
+
+  // v2.0.x's MCP server sent no orchestration markers (read from its source; 2.0.0 was never on
+  // PyPI): the classifier tells assign from handoff by the request pattern. The 2.1.1 simulator
+  // has the API shape those requests meet (no caller ids).
+  it('the v2.0.x request pattern (no markers) against the 2.1.1 API: assign and handoff by pattern, send_message, deletes', () =>
+    withSim('2.1.1', async (sim) => {
       const c = new ExchangeClassifier();
       const call = driver(sim, c, (m, p) => c.capture(m, p));
 
-      const launch = await call('POST', '/sessions?provider=kiro_cli&agent_profile=supervisor&working_directory=/tmp');
+      const launch = await call('POST', '/sessions?provider=kiro_cli&agent_profile=supervisor');
       assert.equal(launch.status, 201);
       const sup: string = launch.json.id;
       const s: string = launch.json.session_name;
@@ -729,4 +753,18 @@ describe('classification of real exchanges with the CAO simulator', () => {
       assert.equal(kill.status, 200);
       assert.deepEqual(kill.events, [{ type: 'session_killed', sessionName: s, ...G }]);
     }));
+});
+
+describe('dispatches CAO may deliver before it answers (the gateway holds their deliveries)', () => {
+  const arrival = (path: string, query: string) => ({ method: 'POST', path, query: new URLSearchParams(query), startedAt: new Date() });
+  it('an inbox POST, and 2.1\'s typed input with an orchestration type; raw input is none', () => {
+    const c = new ExchangeClassifier();
+    assert.deepEqual(c.dispatchOf(arrival('/terminals/abcd1234/inbox/messages', 'sender_id=11112222&message=x')),
+      { orchestrationType: 'send_message', sender: '11112222', receiver: 'abcd1234' });
+    assert.deepEqual(c.dispatchOf(arrival('/terminals/abcd1234/input', 'message=x&sender_id=11112222&orchestration_type=assign')),
+      { orchestrationType: 'assign', sender: '11112222', receiver: 'abcd1234' });
+    assert.equal(c.dispatchOf(arrival('/terminals/abcd1234/input', 'message=x')), undefined);
+    assert.equal(c.dispatchOf(arrival('/terminals/abcd1234/input', 'message=x&orchestration_type=shout')), undefined);
+    assert.equal(c.dispatchOf({ ...arrival('/terminals/abcd1234/inbox/messages', 'sender_id=1'), method: 'GET' }), undefined);
+  });
 });

@@ -84,7 +84,7 @@ describe('command-line conventions', () => {
   });
 
   it('LOG_LEVEL and --log-level take named levels (any case); a bad one names the key', async () => {
-    const sim = await startCaoSimulator({ version: 'head' });
+    const sim = await startCaoSimulator();
     try {
       const base = ['watch', '--upstream', sim.url, '--poll-interval-ms', '100'];
       // watch runs until a signal; a bad level must stop it at once instead
@@ -173,7 +173,7 @@ describe('every command fails fast and clearly', () => {
 
   it('gateway: the ingest port in use → exit 1 naming ingest.port, after closing the proxy and the poller it had started', async () => {
     const busy = await occupied();
-    const sim = await startCaoSimulator({ version: 'head' });
+    const sim = await startCaoSimulator();
     try {
       const r = await cli(['gateway', '--port', '0', '--ingest-port', String(busy.port), '--upstream', sim.url, '--poll-interval-ms', '100']);
       assert.equal(r.code, 1, `${r.code}: ${r.stderr}`);

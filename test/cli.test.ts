@@ -86,7 +86,7 @@ describe('cao-events command line', () => {
   });
 
   it('gateway with no callback URL: exactly one INFO line at start-up and nothing else while it works', async () => {
-    const sim = await startCaoSimulator({ version: 'head' });
+    const sim = await startCaoSimulator();
     const gw = start(['gateway', '--port', '0', '--ingest-port', '0', '--upstream', sim.url, '--poll-interval-ms', '100']);
     await waitFor(() => logLines(gw.stderr()).length >= 1, 20_000, 'the start-up line');
     const [line] = logLines(gw.stderr());
@@ -94,7 +94,7 @@ describe('cao-events command line', () => {
     assert.match(String(line!.msg), /no callback URL .*CloudEvents delivery is off/);
     const url = String(line!.listen);
     // traffic through the gateway, and poller cycles, produce events but no further log lines
-    const res = await request(new URL('/sessions?agent_profile=developer&working_directory=/tmp&provider=kiro_cli', url), { method: 'POST' });
+    const res = await request(new URL('/sessions?agent_profile=developer&provider=kiro_cli', url), { method: 'POST' });
     assert.equal(res.statusCode, 201);
     await res.body.dump();
     await new Promise((r) => setTimeout(r, 500));

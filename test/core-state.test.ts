@@ -196,7 +196,7 @@ describe('one fact, one event; two occurrences, two events', () => {
       telemetry.emit({ type: 'terminal_created', sessionName: S, terminalId: worker, agentName: 'developer', source: 'gateway' });
       assert.ok(telemetry.emit({ type: 'message_sent', orchestrationType: 'assign', phase: 'dispatched', sender: SUP, receiver: worker, message: task, source: 'gateway' }));
     }
-    // HEAD: the poller sees a worker leave `unknown` (no text); the plugin's hook names the text
+    // CAO ≥ 2.3: the poller sees the worker start on its task (no text); the plugin's hook names the text
     assert.ok(telemetry.emit({ type: 'message_sent', orchestrationType: 'assign', phase: 'delivered', sessionName: S, sender: SUP, receiver: W, source: 'poller', observationId: `assign-task:${W}` }));
     assert.equal(telemetry.emit({ type: 'message_sent', orchestrationType: 'assign', phase: 'delivered', sessionName: S, sender: SUP, receiver: W, message: task, source: 'plugin', observationId: 'hook-9' }), undefined);
     await telemetry.shutdown();
@@ -204,6 +204,23 @@ describe('one fact, one event; two occurrences, two events', () => {
     assert.deepEqual(messages.map((d) => `${d.phase} ${d.receiver}`), [`dispatched ${W}`, `dispatched ${H}`, `delivered ${W}`]);
     assert.equal(messages[2]!.message, task, 'the later phase carries the text the core already knew');
     assert.equal(messages[2]!.receiver_agent, 'developer');
+  });
+
+  it('a worker remembers its assign until a delivery or failure of it is recorded (what the poller watches)', async () => {
+    const { telemetry } = setup();
+    telemetry.emit({ type: 'terminal_created', sessionName: S, terminalId: SUP, agentName: 'code_supervisor', source: 'gateway' });
+    for (const worker of [W, H]) telemetry.emit({ type: 'terminal_created', sessionName: S, terminalId: worker, agentName: 'developer', source: 'gateway' });
+    assert.equal(telemetry.state.terminal(W)!.assignment, undefined, 'no task yet');
+    for (const worker of [W, H]) telemetry.emit({ type: 'message_sent', orchestrationType: 'assign', phase: 'dispatched', sender: SUP, receiver: worker, message: 'go', source: 'gateway' });
+    assert.deepEqual([telemetry.state.terminal(W)!.assignment?.sender, telemetry.state.terminal(W)!.assignment?.outcome], [SUP, undefined]);
+    telemetry.emit({ type: 'message_sent', orchestrationType: 'assign', phase: 'delivered', sender: SUP, receiver: W, message: 'go', source: 'plugin', observationId: 'hook-1' });
+    telemetry.emit({ type: 'message_sent', orchestrationType: 'assign', phase: 'failed', sender: SUP, receiver: H, message: 'Worker failed', source: 'poller', observationId: `assign-failed:${H}` });
+    assert.equal(telemetry.state.terminal(W)!.assignment?.outcome, 'delivered');
+    assert.equal(telemetry.state.terminal(H)!.assignment?.outcome, 'failed');
+    // a handoff to a terminal is no assign
+    telemetry.emit({ type: 'message_sent', orchestrationType: 'handoff', phase: 'dispatched', sender: SUP, receiver: SUP, message: 'x', source: 'gateway' });
+    assert.equal(telemetry.state.terminal(SUP)!.assignment, undefined);
+    await telemetry.shutdown();
   });
 
   it('the same creation, kill or session reported by every source is one event; the richer report fills in', async () => {

@@ -34,7 +34,7 @@ function gateway(args: string[]) {
 
 describe('crash recovery', () => {
   it('kill -9 mid-stream then restart: all events arrive, ids unchanged', async () => {
-    const sim = await startCaoSimulator({ version: 'head', deliveryDelayMs: 60_000 });
+    const sim = await startCaoSimulator({ workMs: 60_000 });
     const port = await freePort();
     const callback = `http://127.0.0.1:${port}/`;
     const outbox = mkdtempSync(join(tmpdir(), 'cao-events-crash-'));
@@ -42,7 +42,7 @@ describe('crash recovery', () => {
 
     const first = gateway(args);
     const url = await first.listening();
-    const launch = await request(new URL('/sessions?agent_profile=code_supervisor&working_directory=/tmp&session_name=cao-crash', url), { method: 'POST' });
+    const launch = await request(new URL('/sessions?agent_profile=code_supervisor&session_name=cao-crash', url), { method: 'POST' });
     const sup = (await launch.body.json()) as { id: string };
     for (let i = 0; i < 5; i++) {
       const res = await request(new URL(`/terminals/${sup.id}/inbox/messages?sender_id=${sup.id}&message=note%20${i}`, url), { method: 'POST' });

@@ -17,7 +17,7 @@ const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
 const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CAO_EVENT') && !k.startsWith('OTEL_')));
 
 describe('cao-events demo', () => {
-  for (const [version, mode] of [['head', 'structured'], ['2.0.0', 'batch']] as const) {
+  for (const [version, mode] of [['2.5.4', 'structured'], ['2.1.1', 'batch']] as const) {
     it(`CAO ${version}, ${mode} mode: delivers valid CloudEvents of every type to --callback-url and OTLP to --otlp-endpoint`, async () => {
       const receiver = await startReceiver();
       const otlp = await startOtlpHttpReceiver();
@@ -54,6 +54,15 @@ describe('cao-events demo', () => {
       await otlp.close();
     });
   }
+
+  it('--cao-version names the real releases; anything else is a configuration error naming them', async () => {
+    const failed = await run(process.execPath, [CLI, 'demo', '--cao-version', 'head'], { env: clean, timeout: 60_000 }).then(
+      () => assert.fail('the demo accepted --cao-version head'),
+      (err: { code: number; stderr: string }) => err,
+    );
+    assert.equal(failed.code, 2);
+    assert.match(failed.stderr, /--cao-version: unknown CAO version "head": one of 2\.1\.1, 2\.4\.1, 2\.5\.4/);
+  });
 
   it('writes the spans to an OTLP JSON file when no endpoint is given, and exits 0', async () => {
     const { stdout } = await run(process.execPath, [CLI, 'demo', '--trace-file', `/tmp/cao-events-demo-test-${process.pid}.jsonl`], { env: clean, timeout: 60_000 });

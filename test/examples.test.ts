@@ -19,9 +19,12 @@ describe('examples/slack-bridge-receiver.ts', () => {
     await waitFor(() => err.includes('receiver on'), 10_000, 'the example to listen');
     const quiet = new Writable({ write: (_c, _e, cb) => cb() });
     const summary = await runDemo({ 'callback-url': `http://127.0.0.1:${port}/` }, quiet);
-    await waitFor(() => out.trim().split('\n').length >= summary.delivered, 5_000, 'the transcript');
+    // one line per event; a message's further lines are indented under it
+    const eventLines = () => out.trim().split('\n').filter((l) => l.startsWith('['));
+    await waitFor(() => eventLines().length >= summary.delivered, 5_000, 'the transcript');
     child.kill();
-    const lines = out.trim().split('\n');
+    const lines = eventLines();
+    assert.ok(out.split('\n').every((l) => l === '' || l.startsWith('[') || l.startsWith('    ')), out);
     assert.equal(lines.length, summary.delivered);
     assert.equal(lines[0], '[cao-demo] ── cao-demo started ──');
     assert.equal(lines.at(-1), '[cao-demo] ── cao-demo ended ──');

@@ -38,13 +38,13 @@ async function gatewayTo(upstream: string) {
 
 describe('gateway faults', () => {
   it('a 5 MiB assign task passes through unchanged and arrives whole as a CloudEvent', async () => {
-    const sim = await startCaoSimulator({ version: 'head', deliveryDelayMs: 60_000 });
+    const sim = await startCaoSimulator({ workMs: 60_000 });
     const g = await gatewayTo(sim.url);
     const post = async (path: string, body?: unknown) => {
       const res = await request(new URL(path, g.gateway.url), { method: 'POST', headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
       return { status: res.statusCode, json: (await res.body.json()) as { id: string } };
     };
-    const sup = await post('/sessions?agent_profile=code_supervisor&working_directory=/tmp&session_name=cao-big');
+    const sup = await post('/sessions?agent_profile=code_supervisor&session_name=cao-big');
     assert.equal(sup.status, 201);
     const task = `Refactor this:\n${'x'.repeat(5 * 1024 * 1024)}\nend.`;
     const worker = await post(`/sessions/cao-big/terminals?provider=claude_code&agent_profile=developer&caller_id=${sup.json.id}&defer_init=true`, { initial_message: task, initial_message_orchestration_type: 'assign' });

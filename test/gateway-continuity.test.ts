@@ -7,6 +7,9 @@
  * real-cao.md §7).
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { request } from 'undici';
 import type { CaoEventData } from '../src/core/fields.ts';
@@ -37,10 +40,14 @@ async function call(base: string, method: string, path: string): Promise<Record<
 
 describe('the gateway path with the plugin and the poller, in CAO\'s real order', () => {
   it('one trace, one increasing sequence, each fact once, complete messages, dispatch before delivery', async () => {
-    const simulator = await startCaoSimulator({ version: 'head', deliveryDelayMs: 100, deferredInitDelayMs: 700, runStepDurationMs: 600 });
+    // The supervisor's CLI starts at once, so the plugin (not the poller, every 100 ms) reports the
+    // launch first: the test is about CAO's own hook order. (With a slow start the poller may list
+    // the session first, as it does on real CAO; each fact is still reported once.)
+    const simulator = await startCaoSimulator({ initMs: 0, workMs: 300 });
     const receiver = await startReceiver();
     const ingestPort = await freePort();
-    const hooks = await startCaoHooks({ upstream: simulator.url, ingestUrl: `http://127.0.0.1:${ingestPort}/v1/cao/events`, deferredInitDelayMs: 700 });
+    const hooks = await startCaoHooks({ upstream: simulator.url, ingestUrl: `http://127.0.0.1:${ingestPort}/v1/cao/events`, simulator });
+    const project = mkdtempSync(join(tmpdir(), 'cao-events-test-project-'));
     const config = loadConfig({
       flags: { 'callback-url': receiver.url, upstream: hooks.url, port: '0', 'ingest-port': String(ingestPort), 'poll-interval-ms': '100' },
       env: {},
@@ -48,7 +55,7 @@ describe('the gateway path with the plugin and the poller, in CAO\'s real order'
     const runtime = startRuntime(config, createLogger('silent'), { metrics: false });
     const gateway = await startGatewayService(config, runtime);
     try {
-      const ids = await runScenario(gateway.url, 'head', simulator, 250);
+      const ids = await runScenario(gateway.url, simulator.version, project, 250);
       await waitFor(() => receiver.received.some((r) => (r.event.data as CaoEventData).event_type === 'session_killed'), 15_000, 'the session\'s end');
       await new Promise((r) => setTimeout(r, 500)); // a few more poller cycles: nothing more may arrive
       const events = receiver.received.map((r) => r.event);
@@ -84,7 +91,7 @@ describe('the gateway path with the plugin and the poller, in CAO\'s real order'
         'terminal_killed tester',
         'session_killed',
       ].sort(), facts.join('\n'));
-      // every message names both agents (a HEAD handoff's dispatch names the receiver's agent only)
+      // every message names both agents (a ≥ 2.3 handoff's dispatch names the receiver's agent only)
       for (const d of data.filter((x) => x.event_type === 'message_sent')) {
         assert.ok(d.sender_agent && d.receiver_agent, JSON.stringify(d));
         assert.ok(d.receiver || (d.orchestration_type === 'handoff' && d.phase === 'dispatched'), JSON.stringify(d));
@@ -111,13 +118,14 @@ describe('the gateway path with the plugin and the poller, in CAO\'s real order'
       await hooks.close();
       await receiver.close();
       await simulator.close();
+      rmSync(project, { recursive: true, force: true });
     }
   });
 
   it('a poller cycle in flight across the session\'s kill: its delivery lands after session_killed, in the same trace', async () => {
-    const simulator = await startCaoSimulator({ version: 'head', deliveryDelayMs: 30 });
+    const simulator = await startCaoSimulator({ initMs: 30, workMs: 30 });
     const receiver = await startReceiver();
-    const hooks = await startCaoHooks({ upstream: simulator.url, ingestUrl: 'http://127.0.0.1:9/unused', deferredInitDelayMs: 0 });
+    const hooks = await startCaoHooks({ upstream: simulator.url, ingestUrl: 'http://127.0.0.1:9/unused', simulator });
     // the default interval does not matter: this test runs the poller's cycles itself
     const config = loadConfig({ flags: { 'callback-url': receiver.url, upstream: simulator.url, port: '0', 'poll-interval-ms': '3600000' }, env: {} });
     const runtime = startRuntime(config, createLogger('silent'), { metrics: false });

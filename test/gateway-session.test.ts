@@ -1,13 +1,17 @@
 /**
  * Scripted multi-agent sessions driven through the real gateway (proxy + classifier + poller)
- * against the CAO simulator (a stand-in for cao-server, which cannot run here), for CAO HEAD and
- * v2.0.0: the exact CloudEvents that reach a real receiver, each fact once, in one trace.
+ * against the CAO simulator in each release's mode (the real releases run in test/e2e): the exact
+ * CloudEvents that reach a real receiver, each fact once, in one trace.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { CaoEventData } from '../exporters/transform.ts';
 import { loadConfig } from '../src/config.ts';
 import { type CaoVersion, startCaoSimulator } from '../src/demo/cao-simulator.ts';
+import { CAO_VERSIONS } from '../src/demo/cao-versions.ts';
 import { runScenario } from '../src/demo/scenario.ts';
 import { startGatewayService } from '../src/gateway-service.ts';
 import { createLogger } from '../src/logger.ts';
@@ -29,19 +33,18 @@ function fact(d: CaoEventData): string {
 }
 
 async function drive(version: CaoVersion) {
-  // The deferred task is delivered well after the poller (every 100 ms) has first seen the worker
-  // `unknown`, so that the poller's report of the delivery does not depend on scheduling luck.
-  const simulator = await startCaoSimulator({ version, deliveryDelayMs: 100, deferredInitDelayMs: 700, runStepDurationMs: 600 });
+  const simulator = await startCaoSimulator({ version, initMs: 400, workMs: 300 });
   const receiver = await startReceiver();
   const logs = logCapture();
+  const project = mkdtempSync(join(tmpdir(), 'cao-events-test-project-'));
   const config = loadConfig({
     flags: { 'callback-url': receiver.url, upstream: simulator.url, port: '0', 'poll-interval-ms': '100', 'log-level': 'debug' },
   });
   const runtime = startRuntime(config, createLogger('debug', logs.stream));
   const gateway = await startGatewayService(config, runtime, { ingest: false });
   try {
-    const ids = await runScenario(gateway.url, version, simulator, 250);
-    await waitFor(() => receiver.received.length >= (version === 'head' ? 20 : 18), 15_000, 'all CloudEvents');
+    const ids = await runScenario(gateway.url, version, project, 250);
+    await waitFor(() => receiver.received.some((r) => (r.event.data as CaoEventData).event_type === 'session_killed'), 15_000, 'the session\'s end');
     await new Promise((r) => setTimeout(r, 500)); // a few more poller cycles: nothing more may arrive
     return { ids, events: receiver.received.map((r) => r.event), logs: logs.text() };
   } finally {
@@ -49,10 +52,12 @@ async function drive(version: CaoVersion) {
     await runtime.close();
     await receiver.close();
     await simulator.close();
+    rmSync(project, { recursive: true, force: true });
   }
 }
 
-for (const version of ['head', '2.0.0'] as const) {
+for (const version of CAO_VERSIONS) {
+  const serverSide = version !== '2.1.1';
   describe(`a scripted session through the gateway, CAO ${version}`, () => {
     it('delivers each fact exactly once, in one trace, with the right sources', async () => {
       const { ids, events, logs } = await drive(version);
@@ -68,7 +73,7 @@ for (const version of ['head', '2.0.0'] as const) {
         `message assign/dispatched ${sup}→${w1}`,
         `terminal_created ${w2} tester`,
         `message assign/dispatched ${sup}→${w2}`,
-        version === 'head' ? `message handoff/dispatched ${sup}→-` : `message handoff/dispatched ${sup}→${reviewer}`,
+        serverSide ? `message handoff/dispatched ${sup}→-` : `message handoff/dispatched ${sup}→${reviewer}`,
         `terminal_created ${reviewer} reviewer`,
         `message handoff/completed ${reviewer}→${sup}`,
         `message send_message/dispatched ${w1}→${sup}`,
@@ -80,8 +85,10 @@ for (const version of ['head', '2.0.0'] as const) {
         `terminal_killed ${w2} tester`,
         `terminal_killed ${reviewer} reviewer`,
         'session_killed cao-demo',
-        // HEAD delivers an assign's task later, inside the server: only the poller sees it
-        ...(version === 'head' ? [`message assign/delivered ${sup}→${w1}`, `message assign/delivered ${sup}→${w2}`] : []),
+        // the task reaching the worker: only the poller sees it (no plugin here), from the worker's
+        // status or 2.5's own record; never for the handoff's worker
+        `message assign/delivered ${sup}→${w1}`,
+        `message assign/delivered ${sup}→${w2}`,
       ];
       assert.deepEqual([...facts].sort(), [...expected].sort());
       // order where it is causal
@@ -97,17 +104,17 @@ for (const version of ['head', '2.0.0'] as const) {
       assert.equal(source(`message assign/dispatched ${sup}→${w1}`), 'gateway');
       assert.equal(source(`message send_message/delivered ${w1}→${sup}`), 'poller');
       assert.equal(source(`terminal_killed ${w1} developer`), 'gateway');
-      if (version === 'head') {
-        assert.equal(source(`message assign/delivered ${sup}→${w1}`), 'poller');
-        assert.ok(at(`message assign/dispatched ${sup}→${w1}`) < at(`message assign/delivered ${sup}→${w1}`));
-      }
-      if (version === 'head') {
+      assert.equal(source(`message assign/delivered ${sup}→${w1}`), 'poller');
+      assert.ok(at(`message assign/dispatched ${sup}→${w1}`) < at(`message assign/delivered ${sup}→${w1}`));
+      assert.equal(source('session_killed cao-demo'), 'gateway');
+      const completed = data[at(`message handoff/completed ${reviewer}→${sup}`)]!;
+      assert.match(completed.message ?? '', /Review the parser/);
+      if (serverSide) {
         assert.equal(source(`terminal_created ${reviewer} reviewer`), 'poller', 'the run-step worker never passes through HTTP');
-        assert.equal(source('session_killed cao-demo'), 'gateway');
-        const completed = data[at(`message handoff/completed ${reviewer}→${sup}`)]!;
-        assert.match(completed.message ?? '', /Review the parser/);
+        assert.equal(source(`terminal_killed ${reviewer} reviewer`), 'poller', 'torn down inside the server');
       } else {
-        assert.equal(source('session_killed cao-demo'), 'poller', 'v2.0.0 cao shutdown makes no HTTP call');
+        assert.equal(source(`terminal_created ${reviewer} reviewer`), 'gateway');
+        assert.equal(source(`terminal_killed ${reviewer} reviewer`), 'gateway', '2.1.1 only exits the worker: its row goes with the session');
       }
       // message contents are in the events but never in the logs, nor are query strings
       assert.ok(!logs.includes('Parser done'));

@@ -69,12 +69,12 @@ describe('metrics on the sidecar', () => {
     const { startRuntime } = await import('../src/runtime.ts');
     const { startGatewayService } = await import('../src/gateway-service.ts');
     const { startCaoSimulator } = await import('../src/demo/cao-simulator.ts');
-    const sim = await startCaoSimulator({ version: 'head' });
+    const sim = await startCaoSimulator();
     const receiver = await startReceiver();
     const config = loadConfig({ flags: { 'callback-url': receiver.url, upstream: sim.url, port: '0', 'ingest-port': '0', poll: false } });
     const runtime = startRuntime(config, createLogger('silent'));
     const gateway = await startGatewayService(config, runtime);
-    const launch = await request(new URL('/sessions?agent_profile=developer&working_directory=/tmp', gateway.url), { method: 'POST' });
+    const launch = await request(new URL('/sessions?agent_profile=developer', gateway.url), { method: 'POST' });
     await launch.body.dump();
     await gateway.settled();
     await runtime.telemetry.forceFlush();

@@ -220,7 +220,7 @@ describe('the gateway on a full disk (process, real tmpfs)', () => {
       return;
     }
     t.after(() => disk.close());
-    const sim = await startCaoSimulator({ version: 'head', deliveryDelayMs: 60_000 });
+    const sim = await startCaoSimulator({ workMs: 60_000 });
     t.after(() => sim.close());
     const [port, ingestPort, deadPort] = [await freePort(), await freePort(), await freePort()];
     const outboxDir = join(disk.dir, 'outbox');
@@ -229,7 +229,7 @@ describe('the gateway on a full disk (process, real tmpfs)', () => {
     const gw = gateway(args);
     await waitFor(() => gw.stderr().includes('"listen"'), 20_000, 'the gateway to listen');
     const base = `http://127.0.0.1:${port}`;
-    const launch = await request(`${base}/sessions?agent_profile=developer&working_directory=/tmp&session_name=cao-fulldisk`, { method: 'POST' });
+    const launch = await request(`${base}/sessions?agent_profile=developer&session_name=cao-fulldisk`, { method: 'POST' });
     assert.equal(launch.statusCode, 201);
     const sup = (await launch.body.json()) as { id: string };
     // session_created and terminal_created are on disk (the dead callback URL keeps them there)

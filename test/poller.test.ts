@@ -4,7 +4,8 @@ import http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startCaoSimulator } from '../src/demo/cao-simulator.ts';
-import type { CaoSimulator, CaoSimulatorOptions, CaoVersion } from '../src/demo/cao-simulator.ts';
+import type { CaoSimulator, CaoSimulatorOptions } from '../src/demo/cao-simulator.ts';
+import { CAO_VERSIONS } from '../src/demo/cao-versions.ts';
 import { createPoller } from '../src/sources/poller.ts';
 import type { Poller, PollerOptions } from '../src/sources/poller.ts';
 import type { CaoEvent } from '../src/core/events.ts';
@@ -35,8 +36,7 @@ async function waitFor(what: string, check: () => boolean): Promise<void> {
 }
 
 async function launch(sim: CaoSimulator, name: string, token?: string): Promise<any> {
-  const provider = sim.version === '2.0.0' ? '&provider=kiro_cli' : '';
-  return call(sim, 'POST', `/sessions?agent_profile=supervisor&working_directory=/tmp&session_name=${name}${provider}`, { token });
+  return call(sim, 'POST', `/sessions?agent_profile=supervisor&session_name=${name}&provider=kiro_cli`, { token });
 }
 async function addTerminal(sim: CaoSimulator, session: string, agent = 'developer', token?: string): Promise<any> {
   return call(sim, 'POST', `/sessions/${session}/terminals?provider=claude_code&agent_profile=${agent}`, { token });
@@ -61,7 +61,7 @@ interface Harness {
 function observed(e: CaoEvent): CaoEvent {
   const { time, observationId, ...rest } = e;
   assert.ok(Array.isArray(time) && time.length === 2, `${e.type} carries an HrTime`);
-  if (e.type === 'message_sent') assert.match(observationId ?? '', /^(inbox|assign-task):/);
+  if (e.type === 'message_sent') assert.match(observationId ?? '', /^(inbox|assign-task|assign-failed):/);
   else assert.equal(observationId, undefined);
   return rest;
 }
@@ -85,14 +85,17 @@ const warns = (logs: LogCapture): Array<Record<string, unknown>> => logs.lines()
 
 // ---- against the simulator, both CAO versions ----
 
-for (const version of ['head', '2.0.0'] as CaoVersion[]) {
-  const isHead = version === 'head';
+/** Fast simulated agents, and CAO's own fixed durations (log watcher, sweep, init time-out) ×0.01. */
+const FAST: CaoSimulatorOptions = { initMs: 20, workMs: 20, timeScale: 0.01 };
+
+for (const version of CAO_VERSIONS) {
+  const serverSide = version !== '2.1.1';
   describe(`poller against the CAO simulator, version ${version}`, () => {
     const sims: CaoSimulator[] = [];
     const pollers: Poller[] = [];
     let n = 0;
     async function sim(extra: CaoSimulatorOptions = {}): Promise<CaoSimulator> {
-      const s = await startCaoSimulator({ version, deliveryDelayMs: 20, ...extra });
+      const s = await startCaoSimulator({ version, ...FAST, ...extra });
       sims.push(s);
       return s;
     }
@@ -152,14 +155,14 @@ for (const version of ['head', '2.0.0'] as CaoVersion[]) {
 
     it('a terminal created behind the gateway\'s back is reported, and its end after `confirmations` cycles', async () => {
       // The worker lives long enough for a cycle to see it (not a timing assertion: the test waits for it).
-      const s = await sim({ runStepDurationMs: 1500 });
+      const s = await sim({ initMs: 700, workMs: 800 });
       const session = name();
       const sup = await launch(s, session);
       const h = poll(s, { confirmations: 2 });
       await h.cycle();
       let worker: string;
-      if (isHead) {
-        // HEAD handoff: the server creates, runs and deletes the worker; the poller is the only witness.
+      if (serverSide) {
+        // ≥ 2.3 handoff: the server creates, runs and deletes the worker; the poller is the only witness.
         const finished = call(s, 'POST', '/terminals/run-step', {
           body: { provider: 'claude_code', agent: 'reviewer', prompt: 'review it', session_name: session, caller_id: sup.id },
         });
@@ -172,10 +175,10 @@ for (const version of ['head', '2.0.0'] as CaoVersion[]) {
         assert.equal((await finished).terminal_id, worker);
         assert.equal(s.snapshot().terminals.length, 1, 'the worker was torn down');
       } else {
-        // v2.0.0 handoff: a terminal is created in the session, then goes; here it is killed from outside.
+        // 2.1.x: a terminal created in the session by a client the gateway does not see, then deleted.
         worker = (await addTerminal(s, session, 'reviewer')).id;
         assert.deepEqual(brief(await h.cycle()), [`terminal_created:${worker}`]);
-        s.killTerminalOutOfBand(worker);
+        await call(s, 'DELETE', `/terminals/${worker}`);
       }
       assert.deepEqual(await h.cycle(), [], 'one absence is not enough');
       // The poller reports what it saw (the terminal is gone); the core adds its agent and provider.
@@ -185,9 +188,9 @@ for (const version of ['head', '2.0.0'] as CaoVersion[]) {
       assert.deepEqual(await h.cycle(), []);
     });
 
-    if (isHead) {
+    if (serverSide) {
       it('a run-step worker in its own auto-named session: session and terminal reported, then both gone', async () => {
-        const s = await sim({ runStepDurationMs: 1500 });
+        const s = await sim({ initMs: 700, workMs: 800 });
         const h = poll(s);
         assert.deepEqual(await h.cycle(), []);
         const finished = fetch(`${s.url}/terminals/run-step`, {
@@ -322,6 +325,8 @@ for (const version of ['head', '2.0.0'] as CaoVersion[]) {
       const dev = await addTerminal(s, session);
       for (const m of ['h1', 'h2', 'h3']) await send(s, dev.id, sup.id, m);
       await waitFor('delivery', () => delivered(s, sup.id) === 3);
+      // and the supervisor is done with the last one (else it would take the next message at once)
+      await waitFor('the supervisor done', () => s.snapshot().terminals.find((t) => t.id === sup.id)!.status === 'completed');
       const h = poll(s, { inboxLimit: 2 });
       assert.equal((await h.cycle()).filter((e) => e.type === 'message_sent').length, 0);
       s.setStatus(sup.id, 'processing');
@@ -352,6 +357,132 @@ for (const version of ['head', '2.0.0'] as CaoVersion[]) {
     });
   });
 }
+
+// ---- assign tasks: delivered or failed (src/sources/assign-evidence.ts) ----
+
+/** What MCP's assign sends on ≥ 2.3: a deferred create with the task in the body. */
+async function assign(sim: CaoSimulator, session: string, caller: string, task: string): Promise<string> {
+  const r = await call(sim, 'POST', `/sessions/${session}/terminals?provider=claude_code&agent_profile=developer&caller_id=${caller}&defer_init=true`, {
+    body: { initial_message: task, initial_message_orchestration_type: 'assign' },
+  });
+  return r.id as string;
+}
+const taskEvents = (events: CaoEvent[]): string[] => events.filter((e) => e.orchestrationType === 'assign')
+  .map((e) => `${e.phase} ${e.sender}→${e.receiver}${e.message === undefined ? '' : ` ${e.message}`}`);
+
+describe('poller: an assign\'s task reaching its worker, or not (real CAO timelines)', () => {
+  const sims: CaoSimulator[] = [];
+  const pollers: Poller[] = [];
+  after(async () => {
+    await Promise.all(pollers.map((p) => p.stop()));
+    await Promise.all(sims.map((s) => s.close()));
+  });
+  async function setup(version: (typeof CAO_VERSIONS)[number], extra: Partial<PollerOptions> = {}, simExtra: CaoSimulatorOptions = {}) {
+    const s = await startCaoSimulator({ version, initMs: 150, workMs: 150, timeScale: 0.02, ...simExtra });
+    sims.push(s);
+    const h = harness(s.url, extra);
+    pollers.push(h.poller);
+    return { s, h };
+  }
+  /** Cycles until `done` or the bound (each cycle is a real poll). */
+  async function cycleUntil(h: Harness, done: () => boolean): Promise<void> {
+    for (let i = 0; i < 300 && !done(); i++) {
+      await h.cycle();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  it('2.5.4, the poller alone: CAO\'s own record (initial_delivery) says when the task was delivered; a handoff worker is never "assigned"', async () => {
+    const { s, h } = await setup('2.5.4');
+    const sup = await launch(s, 'cao-a1');
+    await h.cycle();
+    const w = await assign(s, 'cao-a1', sup.id, 'build it');
+    // while CAO has not typed the task, nothing is reported (the worker reads processing/unknown)
+    await h.cycle();
+    assert.deepEqual(taskEvents(h.events), []);
+    await cycleUntil(h, () => taskEvents(h.events).length > 0);
+    assert.deepEqual(taskEvents(h.events), [`delivered ${sup.id}→${w}`], 'sender = the caller CAO recorded; no text (the poller cannot read it)');
+    assert.ok(s.snapshot().messages.some((m) => m.via === 'deferred_init' && m.receiver_id === w), 'and CAO did type it');
+    // a handoff worker carries caller_id too, but no deferred task
+    await call(s, 'POST', '/terminals/run-step', { body: { provider: 'claude_code', agent: 'reviewer', prompt: 'review', session_name: 'cao-a1', caller_id: sup.id } });
+    for (let i = 0; i < 5; i++) await h.cycle();
+    assert.deepEqual(taskEvents(h.events), [`delivered ${sup.id}→${w}`]);
+  });
+
+  it('2.4.1, the poller alone cannot tell an assign worker from a handoff worker: no report; with the core\'s knowledge of the dispatch it reports once the worker answered', async () => {
+    const alone = await setup('2.4.1');
+    const supA = await launch(alone.s, 'cao-a2');
+    await alone.h.cycle();
+    const wA = await assign(alone.s, 'cao-a2', supA.id, 'build it');
+    await waitFor('the task typed and answered', () => alone.s.snapshot().terminals.find((t) => t.id === wA)?.status === 'completed');
+    for (let i = 0; i < 3; i++) await alone.h.cycle();
+    assert.deepEqual(taskEvents(alone.h.events), []);
+
+    const core = createCaoTelemetry({ otlp: false });
+    const withState = await setup('2.4.1');
+    const events: CaoEvent[] = [];
+    const sup = await launch(withState.s, 'cao-a3');
+    core.emit({ type: 'terminal_created', sessionName: 'cao-a3', terminalId: sup.id, agentName: 'supervisor', source: 'gateway' });
+    const w = await assign(withState.s, 'cao-a3', sup.id, 'build it');
+    // what the gateway reports of the create call
+    core.emit({ type: 'terminal_created', sessionName: 'cao-a3', terminalId: w, agentName: 'developer', source: 'gateway' });
+    core.emit({ type: 'message_sent', orchestrationType: 'assign', phase: 'dispatched', sessionName: 'cao-a3', sender: sup.id, receiver: w, message: 'build it', source: 'gateway' });
+    const poller = createPoller({ baseUrl: withState.s.url, state: core.state, onEvent: (e) => events.push(e) });
+    pollers.push(poller);
+    // first cycles: shell `processing`, then `idle` — not the task
+    await poller.pollOnce();
+    assert.deepEqual(taskEvents(events), []);
+    for (let i = 0; i < 300 && taskEvents(events).length === 0; i++) {
+      await poller.pollOnce();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.deepEqual(taskEvents(events), [`delivered ${sup.id}→${w}`]);
+    const typed = withState.s.snapshot().messages.find((m) => m.via === 'deferred_init' && m.receiver_id === w)!;
+    assert.ok(typed && Date.parse(typed.created_at) <= Date.now(), 'CAO typed it before the report');
+    for (let i = 0; i < 3; i++) await poller.pollOnce();
+    assert.equal(taskEvents(events).length, 1, 'reported once');
+    await core.shutdown();
+  });
+
+  it('2.1.1: a typed assign the core knows of is reported delivered once the worker answers', async () => {
+    const core = createCaoTelemetry({ otlp: false });
+    const { s } = await setup('2.1.1');
+    const events: CaoEvent[] = [];
+    const sup = await launch(s, 'cao-a4');
+    const w = (await addTerminal(s, 'cao-a4')).id as string;
+    core.emit({ type: 'terminal_created', sessionName: 'cao-a4', terminalId: w, agentName: 'developer', source: 'gateway' });
+    const poller = createPoller({ baseUrl: s.url, state: core.state, onEvent: (e) => events.push(e) });
+    pollers.push(poller);
+    await poller.pollOnce();
+    assert.deepEqual(taskEvents(events), [], 'an idle worker with no task');
+    await call(s, 'POST', `/terminals/${w}/input?message=build%20it&sender_id=${sup.id}&orchestration_type=assign`);
+    core.emit({ type: 'message_sent', orchestrationType: 'assign', phase: 'dispatched', sessionName: 'cao-a4', sender: sup.id, receiver: w, message: 'build it', source: 'gateway' });
+    for (let i = 0; i < 300 && taskEvents(events).length === 0; i++) {
+      await poller.pollOnce();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.deepEqual(taskEvents(events), [`delivered ${sup.id}→${w}`]);
+    await core.shutdown();
+  });
+
+  for (const version of ['2.4.1', '2.5.4'] as const) {
+    it(`${version}: a worker whose CLI never starts → assign failed, with CAO's notice to the caller, even for the poller alone`, async () => {
+      const { s, h } = await setup(version);
+      const sup = await launch(s, `cao-f${version.replaceAll('.', '')}`);
+      await h.cycle();
+      s.failLaunches(true);
+      const w = await assign(s, sup.session_name, sup.id, 'never starts');
+      await cycleUntil(h, () => taskEvents(h.events).length > 0 && h.events.some((e) => e.type === 'terminal_killed'));
+      const notice = s.snapshot().messages.find((m) => m.sender_id === w)!;
+      assert.match(notice.message, new RegExp(`^Worker ${w} failed to initialize: `));
+      assert.equal(notice.status, 'pending', 'the notice waits in the caller\'s inbox');
+      assert.deepEqual(taskEvents(h.events), [`failed ${sup.id}→${w} ${notice.message}`]);
+      assert.ok(h.events.some((e) => e.type === 'terminal_killed' && e.terminalId === w));
+      for (let i = 0; i < 4; i++) await h.cycle();
+      assert.equal(taskEvents(h.events).length, 1, 'reported once');
+    });
+  }
+});
 
 // ---- against a CAO that misbehaves (a small local server) ----
 

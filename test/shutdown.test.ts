@@ -36,7 +36,7 @@ function gateway(args: string[]) {
 
 /** A session, its terminal and `messages` messages through the gateway: 2 + messages events. */
 async function traffic(base: string, messages: number): Promise<void> {
-  const launch = await request(`${base}/sessions?agent_profile=code_supervisor&working_directory=/tmp&session_name=cao-sigterm`, { method: 'POST' });
+  const launch = await request(`${base}/sessions?agent_profile=code_supervisor&session_name=cao-sigterm`, { method: 'POST' });
   assert.equal(launch.statusCode, 201);
   const sup = (await launch.body.json()) as { id: string };
   for (let i = 0; i < messages; i++) {
@@ -53,7 +53,7 @@ async function metric(ingestPort: number, name: RegExp): Promise<number> {
 
 describe('SIGTERM with a backlog', () => {
   it('no outbox: after the bounded flush, one ERROR line with the exact number of events lost', async () => {
-    const sim = await startCaoSimulator({ version: 'head', deliveryDelayMs: 60_000 });
+    const sim = await startCaoSimulator({ workMs: 60_000 });
     const [port, ingestPort, deadPort] = [await freePort(), await freePort(), await freePort()];
     const gw = gateway(['--callback-url', `http://127.0.0.1:${deadPort}/hook`, '--upstream', sim.url, '--port', String(port), '--ingest-port', String(ingestPort), '--no-poll', '--shutdown-timeout-ms', '300']);
     await waitFor(() => gw.stderr().includes('"listen"'), 20_000, 'the gateway to listen');
@@ -80,7 +80,7 @@ describe('SIGTERM with a backlog', () => {
   });
 
   it('with the outbox: the exact number kept and the directory they are in; the next start delivers them', async () => {
-    const sim = await startCaoSimulator({ version: 'head', deliveryDelayMs: 60_000 });
+    const sim = await startCaoSimulator({ workMs: 60_000 });
     const [port, ingestPort, sinkPort] = [await freePort(), await freePort(), await freePort()];
     const outbox = mkdtempSync(join(tmpdir(), 'cao-events-sigterm-'));
     const args = ['--callback-url', `http://127.0.0.1:${sinkPort}/hook`, '--upstream', sim.url, '--port', String(port), '--ingest-port', String(ingestPort), '--no-poll', '--shutdown-timeout-ms', '300', '--outbox-dir', outbox];

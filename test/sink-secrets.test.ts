@@ -28,7 +28,7 @@ after(() => {
 
 describe('sink URLs are secrets', () => {
   it('no URL path, query, password or token in the start-up line, any log line, /healthz or /metrics; credentials become Basic auth', async () => {
-    const sim = await startCaoSimulator({ version: 'head' });
+    const sim = await startCaoSimulator();
     const hook = await startCaptureServer();
     const [port, ingestPort, deadPort] = [await freePort(), await freePort(), await freePort()];
     const hookPort = new URL(hook.url).port;
@@ -41,7 +41,7 @@ describe('sink URLs are secrets', () => {
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr += c));
     await waitFor(() => stderr.includes('"listen"'), 20_000, 'the gateway to listen');
-    const launch = await request(`http://127.0.0.1:${port}/sessions?agent_profile=developer&working_directory=/tmp&session_name=cao-secret`, { method: 'POST' });
+    const launch = await request(`http://127.0.0.1:${port}/sessions?agent_profile=developer&session_name=cao-secret`, { method: 'POST' });
     assert.equal(launch.statusCode, 201);
     await launch.body.dump();
     await waitFor(() => hook.requests.length >= 2, 10_000, 'the configured sink to receive the events');

@@ -1,6 +1,6 @@
 /**
  * `cao-events watch` (the poller alone) as a user runs it: a real process against the CAO
- * simulator, CloudEvents to the built-in receiver. The session behaves as real CAO HEAD does
+ * simulator, CloudEvents to the built-in receiver. The session behaves as real CAO 2.5.4 does
  * (real-cao.md §2–3, the realcao stream's runs): a handoff worker created and torn down inside
  * the server, two identical inbox messages delivered one per attempt, then the session deleted.
  * One trace, one increasing sequence, complete messages (the agents the poller saw).
@@ -30,7 +30,8 @@ async function call(base: string, method: string, path: string, body?: unknown):
 
 describe('cao-events watch', () => {
   it('one trace and one increasing sequence for a session seen only by the poller', async () => {
-    const sim = await startCaoSimulator({ version: 'head', deliveryDelayMs: 50, runStepDurationMs: 700 });
+    // the handoff worker lives initMs + workMs: long enough for a few 100 ms poller cycles
+    const sim = await startCaoSimulator({ initMs: 300, workMs: 400 });
     const receiver = await startReceiver();
     const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CAO_EVENT') && !k.startsWith('OTEL_')));
     const child: ChildProcessWithoutNullStreams = spawn(process.execPath, [

@@ -22,7 +22,8 @@ worker is deleted, the session is shut down), prints the CloudEvents as they are
 summary. Exits 0 when every event type arrived and nothing failed.
 
 Options:
-  --cao-version <v>       head (default) or 2.0.0: which CAO API shape the simulator speaks
+  --cao-version <v>       which real CAO release the simulator behaves as: 2.5.4 (default, newest),
+                          2.4.1 or 2.1.1 (each verified against the real release)
   --callback-url <url>    deliver to your own receiver instead of the built-in one
   --mode <m>              structured (default), binary or batch
   --otlp-endpoint <url>   export the spans over OTLP (else the standard OTEL_* variables; else a file)

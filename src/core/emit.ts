@@ -170,6 +170,13 @@ export class EventCore {
     for (const [id, agentName] of [[event.sender, event.senderAgent], [event.receiver, event.receiverAgent]] as const) {
       if (id && state.terminalRecord(id)?.session === session) state.learnTerminal(id, session, { agentName, time });
     }
+    // An assign's receiver remembers its task until a delivery or failure of it is recorded
+    // (the poller watches it meanwhile: CAO ≥ 2.3 types a deferred task inside the server).
+    const receiver = event.orchestrationType === 'assign' && event.receiver ? state.terminalRecord(event.receiver) : undefined;
+    if (receiver && receiver.session === session) {
+      if (event.phase === 'dispatched') state.noteAssignment(receiver, event.sender, time);
+      else if (event.phase === 'delivered' || event.phase === 'failed') state.settleAssignment(receiver, event.phase);
+    }
     const worker = event.orchestrationType === 'handoff' && (event.phase === 'completed' || event.phase === 'failed') ? event.sender : undefined;
     if (worker && !state.terminalRecord(worker)) {
       const dispatch = this.#dispatchFor(event)?.message;

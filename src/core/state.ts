@@ -42,11 +42,24 @@ export interface SessionInfo {
   killedAt?: HrTime;
 }
 
+/**
+ * The task an `assign` dispatch handed a terminal (the gateway saw the dispatch), and whether a
+ * delivery or failure of it has been recorded since. The poller watches such a terminal for
+ * evidence that the task reached it (CAO ≥ 2.3 types a deferred assign's task seconds later,
+ * inside the server) until an outcome is recorded by any source.
+ */
+export interface Assignment {
+  sender?: string;
+  dispatchedAt: HrTime;
+  outcome?: 'delivered' | 'failed';
+}
+
 export interface TerminalInfo {
   id: string;
   sessionName: string;
   agentName?: string;
   provider?: string;
+  assignment?: Assignment;
   live: boolean;
   firstSeen: HrTime;
   lastSeen: HrTime;
@@ -84,6 +97,8 @@ export interface TerminalRecord {
   lastSeen: HrTime;
   /** A terminal_created fact was recorded. */
   created: boolean;
+  /** The last assign dispatched to it, and its outcome when recorded. */
+  assignment?: Assignment;
   killedAt?: HrTime;
   expiresAt?: number;
 }
@@ -146,6 +161,7 @@ export class CaoState implements CaoStateView {
       id: t.id, sessionName: t.session.name, live: t.killedAt === undefined, firstSeen: t.firstSeen, lastSeen: t.lastSeen,
       ...(t.agentName ? { agentName: t.agentName } : {}),
       ...(t.provider ? { provider: t.provider } : {}),
+      ...(t.assignment ? { assignment: { ...t.assignment } } : {}),
       ...(t.killedAt ? { killedAt: t.killedAt } : {}),
     };
   }
@@ -271,6 +287,16 @@ export class CaoState implements CaoStateView {
   markTerminalCreated(t: TerminalRecord, span: SpanContext): void {
     t.created = true;
     t.span ??= span;
+  }
+
+  /** An assign dispatched to the terminal (a later one replaces an earlier one). */
+  noteAssignment(t: TerminalRecord, sender: string | undefined, at: HrTime): void {
+    t.assignment = { ...(sender ? { sender } : {}), dispatchedAt: at };
+  }
+
+  /** A delivery or failure of the terminal's assign was recorded (the first outcome stays). */
+  settleAssignment(t: TerminalRecord, outcome: 'delivered' | 'failed'): void {
+    if (t.assignment) t.assignment.outcome ??= outcome;
   }
 
   markTerminalKilled(t: TerminalRecord, at: HrTime): void {

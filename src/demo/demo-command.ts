@@ -4,6 +4,7 @@
  * --callback-url is given, the built-in receiver as the callback; drives a scripted session;
  * prints the CloudEvents timeline as the receiver acknowledges them, then a summary.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CloudEventV1 } from 'cloudevents';
@@ -20,7 +21,8 @@ import { checkOtlpConfig } from '../otlp.ts';
 import { OtlpJsonFileExporter } from '../otlp-file-exporter.ts';
 import { startReceiver } from '../receiver.ts';
 import { startRuntime } from '../runtime.ts';
-import { type CaoVersion, startCaoSimulator } from './cao-simulator.ts';
+import { startCaoSimulator } from './cao-simulator.ts';
+import { type CaoVersion, NEWEST_CAO_VERSION, parseCaoVersion } from './cao-versions.ts';
 import { runScenario } from './scenario.ts';
 
 export interface DemoSummary {
@@ -44,9 +46,11 @@ function percentile(sorted: number[], p: number): number {
 
 export async function runDemo(values: Record<string, string | boolean | undefined>, out: NodeJS.WritableStream = process.stdout): Promise<DemoSummary> {
   // Every setting is checked before anything starts, so a mistake is one message and an exit.
-  const version = ((values['cao-version'] as string | undefined) ?? 'head') as CaoVersion;
-  if (version !== 'head' && version !== '2.0.0') {
-    throw new ConfigError(`--cao-version must be head or 2.0.0 (got ${JSON.stringify(version)})`);
+  let version: CaoVersion;
+  try {
+    version = parseCaoVersion((values['cao-version'] as string | undefined) ?? NEWEST_CAO_VERSION);
+  } catch (err) {
+    throw new ConfigError(`--cao-version: ${(err as Error).message}`);
   }
   const mode = (values.mode as string | undefined) ?? 'structured';
   if (!(CONTENT_MODES as readonly string[]).includes(mode)) {
@@ -77,7 +81,10 @@ export async function runDemo(values: Record<string, string | boolean | undefine
   let sink: CloudEventSink;
   let traceFile: string | undefined;
   try {
-    const simulator = await startCaoSimulator({ version, deliveryDelayMs: 200, deferredInitDelayMs: 600, runStepDurationMs: 900 });
+    // The project directory the simulated agents work in (CAO refuses missing or system directories).
+    const project = mkdtempSync(join(tmpdir(), 'cao-events-demo-project-'));
+    closers.push(async () => rmSync(project, { recursive: true, force: true }));
+    const simulator = await startCaoSimulator({ version, initMs: 400, workMs: 300 });
     closers.push(() => simulator.close());
     const receiver = values['callback-url'] ? undefined : await startReceiver();
     if (receiver) closers.push(() => receiver.close());
@@ -107,10 +114,10 @@ export async function runDemo(values: Record<string, string | boolean | undefine
       { ingest: false },
     );
     closers.push(() => gateway.close());
-    print(`cao-events demo: CAO ${version} simulator at ${simulator.url}, gateway at ${gateway.url}`);
+    print(`cao-events demo: simulated CAO ${version} at ${simulator.url}, gateway at ${gateway.url}`);
     print(`CloudEvents (${mode}) → ${callbackUrl}${receiver ? ' (built-in receiver)' : ''}`);
     print('');
-    await runScenario(gateway.url, version, simulator, 300);
+    await runScenario(gateway.url, version, project, 300);
     // let the poller confirm the last kills (it needs two listings without them)
     await new Promise((r) => setTimeout(r, 800));
   } finally {

@@ -8,8 +8,8 @@
  * events name what the exchange shows, the core completes them (a session delete ends the
  * session's terminals there too).
  *
- * CAO versions:
- * - HEAD (≥ v2.3): assign = POST /sessions/{s}/terminals?caller_id&defer_init=true with the task in
+ * CAO versions (verified against real 2.1.1, 2.4.1 and 2.5.4, test/e2e; 2.0.x from its source):
+ * - ≥ v2.3: assign = POST /sessions/{s}/terminals?caller_id&defer_init=true with the task in
  *   the JSON body; handoff = POST /terminals/run-step. Terminal JSON carries a `caller_id` key.
  * - v2.1–v2.2: POST /terminals/{id}/input?message&sender_id&orchestration_type=handoff|assign.
  * - v2.0.x: no marker. create, then input at once = assign; create, status polls, input = handoff
@@ -142,7 +142,7 @@ export interface CreatedTerminal {
   sessionName?: string;
   agentName?: string;
   provider?: string;
-  /** HEAD's parent terminal (query caller_id, else the response's). */
+  /** ≥ 2.3: the parent terminal (query caller_id, else the response's). */
   callerId?: string;
   /** The response carries a `caller_id` key: the server is v2.3 or later. */
   serverKnowsCallers: boolean;
@@ -177,7 +177,7 @@ function terminalCreatedEvent(x: ClassifiedExchange, t: CreatedTerminal): CaoEve
 }
 
 /**
- * The first task a create call hands to its new terminal (HEAD: POST /sessions with
+ * The first task a create call hands to its new terminal (≥ 2.4: POST /sessions with
  * `initial_message`, POST /sessions/{s}/terminals?defer_init=true). CAO delivers it as the
  * body's `initial_message_orchestration_type`, or `assign` when the body names none
  * (terminal_service._schedule_deferred_init).
@@ -202,7 +202,7 @@ function initialMessageEvent(x: ClassifiedExchange, t: CreatedTerminal, created:
   ];
 }
 
-/** POST /sessions → 201: session_created, terminal_created (+ the initial message, HEAD). */
+/** POST /sessions → 201: session_created, terminal_created (+ the initial message, ≥ 2.4). */
 export function classifySessionCreate(x: ClassifiedExchange): CaoEvent[] {
   const t = createdTerminal(x);
   if (!t || !t.sessionName) return [];
@@ -214,7 +214,7 @@ export function classifySessionCreate(x: ClassifiedExchange): CaoEvent[] {
   ];
 }
 
-/** POST /sessions/{s}/terminals → 201: terminal_created (+ the deferred task, HEAD). */
+/** POST /sessions/{s}/terminals → 201: terminal_created (+ the deferred task, ≥ 2.3). */
 export function classifyTerminalCreate(x: ClassifiedExchange, session: string): CaoEvent[] {
   const t = createdTerminal(x, session);
   if (!t) return [];
@@ -323,7 +323,7 @@ export function classifyHandoffOutput(
 }
 
 /**
- * POST /terminals/run-step, request arrived (HEAD handoff): handoff dispatched. The worker does
+ * POST /terminals/run-step, request arrived (≥ 2.3 handoff): handoff dispatched. The worker does
  * not exist yet: the event names the receiver's agent profile, not its terminal.
  */
 export function classifyRunStepRequest(x: ArrivedRequest): CaoEvent[] {
@@ -673,16 +673,21 @@ export class ExchangeClassifier {
   }
 
   /**
-   * The message an arriving request dispatches, when CAO may deliver it before answering (HEAD
-   * delivers an inbox message to an idle receiver inside the POST): the gateway holds other
-   * sources' reports of that delivery until the dispatch is reported, so the session's
-   * sequence follows cause and effect.
+   * The message an arriving request dispatches, when CAO may deliver it before answering (an
+   * inbox message to an idle receiver is delivered inside the POST; 2.1's typed input with an
+   * orchestration type fires the plugin's post_send_message inside the request): the gateway
+   * holds other sources' reports of that delivery until the dispatch is reported, so the
+   * session's sequence follows cause and effect.
    */
   dispatchOf(x: ArrivedRequest): { orchestrationType: OrchestrationType; sender?: string; receiver: string } | undefined {
     if (x.method.toUpperCase() !== 'POST') return undefined;
-    const params = matchPath('/terminals/{id}/inbox/messages', x.path);
-    if (!params) return undefined;
-    return { orchestrationType: 'send_message', sender: param(x.query, 'sender_id'), receiver: params.id! };
+    const inbox = matchPath('/terminals/{id}/inbox/messages', x.path);
+    if (inbox) return { orchestrationType: 'send_message', sender: param(x.query, 'sender_id'), receiver: inbox.id! };
+    // 2.1–2.2 typed input: CAO types it (and fires post_send_message) inside the request too
+    const input = matchPath('/terminals/{id}/input', x.path);
+    const type = orchestration(param(x.query, 'orchestration_type'));
+    if (input && type) return { orchestrationType: type, sender: param(x.query, 'sender_id'), receiver: input.id! };
+    return undefined;
   }
 
   /** An exchange is over. */

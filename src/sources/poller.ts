@@ -42,6 +42,7 @@ import type { CaoEvent } from '../core/events.ts';
 import type { CaoStateView } from '../core/state.ts';
 import { hrTimeToMillis } from '../core/time.ts';
 import { silentLogger } from '../logger.ts';
+import { type WorkerView, failureNotice, noteStatus, parseWorkerRead, taskOutcome } from './assign-evidence.ts';
 
 export interface PollerOptions {
   /** CAO server, e.g. http://127.0.0.1:9890 (the real server, not the gateway). */
@@ -56,6 +57,8 @@ export interface PollerOptions {
   timeoutMs?: number;
   /** Inbox rows asked for per terminal (CAO allows 1..100); default 100. */
   inboxLimit?: number;
+  /** How long a worker is watched for its assign's delivery after the poller first saw it; default 600000. */
+  taskWatchMs?: number;
   /** Called for each reconciled fact (source 'poller'). */
   onEvent: (event: CaoEvent) => void;
   /** The core's state: sessions and terminals other sources reported are reconciled too. */
@@ -73,6 +76,8 @@ export interface Poller {
 }
 
 const CONCURRENCY = 4;
+/** Cycles a failure check looks for CAO's notice in the caller's inbox. */
+const FAILURE_CHECK_TRIES = 3;
 const MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
 const WARN_REPEAT_MS = 60_000;
 
@@ -86,7 +91,7 @@ interface TerminalRow {
   id: string;
   agentName?: string;
   provider?: string;
-  /** HEAD only. */
+  /** ≥ 2.4 (2.1's rows carry none). */
   status?: string;
 }
 
@@ -188,8 +193,29 @@ interface TerminalState {
   delivered: RecentIds;
   /** Pending rows seen while the delivered list is saturated. */
   pending: Map<string, InboxRow>;
-  /** First seen in status `unknown` (HEAD deferred init): its task has not been delivered yet. */
-  awaitingTask: boolean;
+  /** When the poller first saw it (ms). */
+  firstSeenMs: number;
+  /** `GET /terminals/{id}` was read once (at first sight): caller, 2.5.x delivery record. */
+  probed: boolean;
+  /** The terminal that created it (assign/handoff), from `caller_id`. */
+  callerId?: string;
+  /** Its assign task: what was seen of it (assign-evidence.ts), and whether the poller settled it. */
+  task: WorkerView & { settled: boolean };
+  /** Status last seen (listing row or GET), when the server reports one. */
+  status?: string;
+  /** The session listing reports its status (2.4/2.5; 2.1's rows have none). */
+  listedStatus: boolean;
+}
+
+/** A worker that vanished or failed before its task was seen delivered: its caller's inbox may hold CAO's notice. */
+interface FailureCheck {
+  s: SessionState;
+  worker: string;
+  caller: string;
+  /** Cycles left to look. */
+  tries: number;
+  /** CAO's reason from its own record (2.5.x), used when no notice is found. */
+  reason?: string;
 }
 
 interface SessionState {
@@ -236,6 +262,7 @@ export function createPoller(opts: PollerOptions): Poller {
   const confirmations = positiveInt('confirmations', opts.confirmations, 2);
   const timeoutMs = positiveInt('timeoutMs', opts.timeoutMs, 5000);
   const inboxLimit = positiveInt('inboxLimit', opts.inboxLimit, 100, 100);
+  const taskWatchMs = positiveInt('taskWatchMs', opts.taskWatchMs, 600_000);
   const logger = opts.logger ?? silentLogger;
   const headers: Record<string, string> = { accept: 'application/json' };
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
@@ -324,8 +351,8 @@ export function createPoller(opts: PollerOptions): Poller {
 
   // ---- one cycle ----
 
-  /** Terminals whose deferred task was delivered in this cycle. */
-  const taskDelivered: Array<{ s: SessionState; t: TerminalState; seen: Seen }> = [];
+  /** Workers whose failure notice is looked for in their caller's inbox, a few cycles each. */
+  const failureChecks = new Map<string, FailureCheck>();
 
   /** Known to the core (another source reported it) since before `seen`. */
   function knownBefore(firstSeen: HrTime | undefined, seen: Seen): boolean {
@@ -378,27 +405,18 @@ export function createPoller(opts: PollerOptions): Poller {
       reconcileTerminals(s, rows, obs.seen);
     });
 
-    // HEAD's deferred assign: the server delivered the task when the worker left `unknown`.
-    const delivered = taskDelivered.splice(0);
-    const callers = await mapLimit(delivered, CONCURRENCY, ({ t }) => get(`/terminals/${seg(t.id)}`, 'GET /terminals/{id}', true));
-    delivered.forEach(({ s, t, seen }, i) => {
-      const obs = callers[i]!;
-      const caller = obs.kind === 'ok' && isObject(obs.value) ? str(obs.value.caller_id) : undefined;
-      if (!caller) return; // no caller: a plain launch, not an assign
-      emit({
-        type: 'message_sent', orchestrationType: 'assign', phase: 'delivered',
-        sessionName: s.name, ...(s.id ? { sessionId: s.id } : {}), sender: caller, receiver: t.id,
-        observationId: `assign-task:${t.id}`, time: seen.time,
-      });
-    });
+    await watchTasks();
 
     const terminals = [...sessions.values()].flatMap((s) =>
       [...s.terminals.values()].filter((t) => t.missing === 0).map((t) => ({ s, t })));
     const inboxes = await mapLimit(terminals, CONCURRENCY, ({ t }) => fetchInbox(t));
+    const deliveredTo = new Map<string, InboxRow[]>();
     terminals.forEach(({ s, t }, i) => {
       const got = inboxes[i]!;
+      if (got) deliveredTo.set(t.id, got.delivered);
       if (got && s.terminals.get(t.id) === t) reconcileInbox(s, t, got);
     });
+    await checkFailures(deliveredTo);
   }
 
   function track(name: string, preexisting: boolean, id?: string): SessionState {
@@ -422,13 +440,20 @@ export function createPoller(opts: PollerOptions): Poller {
     emit({ type: 'session_killed', sessionName: s.name, ...(s.id ? { sessionId: s.id } : {}), time: seen.time });
   }
 
-  function newTerminal(s: SessionState, id: string, awaitingTask: boolean): TerminalState {
+  function newTerminal(s: SessionState, id: string, seen: Seen): TerminalState {
     const t: TerminalState = {
       id, missing: 0, baseline: s.preexisting && !s.detailSeen, primed: false,
-      delivered: new RecentIds(inboxLimit * 4), pending: new Map(), awaitingTask,
+      delivered: new RecentIds(inboxLimit * 4), pending: new Map(),
+      firstSeenMs: seen.ms, probed: false, task: { idleSeen: false, settled: false }, listedStatus: false,
     };
     s.terminals.set(id, t);
     return t;
+  }
+
+  function noteTerminalStatus(t: TerminalState, status: string | undefined): void {
+    if (status === undefined) return;
+    t.status = status;
+    noteStatus(t.task, status);
   }
 
   function reconcileTerminals(s: SessionState, rows: TerminalRow[], seen: Seen): void {
@@ -436,15 +461,13 @@ export function createPoller(opts: PollerOptions): Poller {
     for (const row of rows) {
       present.add(row.id);
       const known = s.terminals.get(row.id);
+      const t = known ?? newTerminal(s, row.id, seen);
+      t.listedStatus = row.status !== undefined;
+      noteTerminalStatus(t, row.status);
       if (known) {
         known.missing = 0;
-        if (known.awaitingTask && row.status !== undefined && row.status !== 'unknown') {
-          known.awaitingTask = false;
-          taskDelivered.push({ s, t: known, seen });
-        }
         continue;
       }
-      const t = newTerminal(s, row.id, row.status === 'unknown');
       emit({
         ...terminalFacts(s, t, 'terminal_created', seen),
         ...(row.agentName ? { agentName: row.agentName } : {}),
@@ -455,16 +478,124 @@ export function createPoller(opts: PollerOptions): Poller {
     // Terminals the core knows live in this session from other sources, never listed here.
     for (const id of opts.state?.liveTerminals(s.name) ?? []) {
       if (!present.has(id) && !s.terminals.has(id) && knownBefore(opts.state?.terminal(id)?.firstSeen, seen)) {
-        newTerminal(s, id, false).primed = true;
+        const t = newTerminal(s, id, seen);
+        t.primed = true;
+        t.probed = true; // never listed here: nothing to read
       }
     }
     for (const t of [...s.terminals.values()]) {
       if (present.has(t.id)) continue;
+      // A worker gone before its task was seen delivered: CAO may have told its caller why.
+      if (t.missing === 0) checkFailureOf(s, t);
       if (++t.missing >= confirmations) {
         s.terminals.delete(t.id);
         emit(terminalFacts(s, t, 'terminal_killed', seen));
       }
     }
+  }
+
+  // ---- assign tasks (assign-evidence.ts) ----
+
+  /** The caller of a worker's pending assign, when it is one the poller should watch. */
+  function assignCaller(t: TerminalState): string | undefined {
+    if (t.task.settled) return undefined;
+    const assignment = opts.state?.terminal(t.id)?.assignment;
+    if (assignment) return assignment.outcome ? undefined : (assignment.sender ?? t.callerId);
+    // 2.5.x: CAO's own record says the terminal has a deferred task (the poller alone can tell);
+    // one already settled when first read counts too, unless it is history from before start-up.
+    const d = t.task.initialDelivery;
+    return d === 'pending' || ((d === 'delivered' || d === 'failed') && !t.baseline) ? t.callerId : undefined;
+  }
+
+  /**
+   * Reads `GET /terminals/{id}` for terminals first seen this cycle (once: caller, 2.5.x record)
+   * and for watched workers whose delivery the listing cannot show (2.5.x record; a 2.1.x
+   * listing has no status); then reports the deliveries and failures that shows.
+   */
+  async function watchTasks(): Promise<void> {
+    const live = [...sessions.values()].flatMap((s) => [...s.terminals.values()].filter((t) => t.missing === 0).map((t) => ({ s, t })));
+    const now = Date.now();
+    for (const { t } of live) {
+      if (!t.task.settled && now - t.firstSeenMs > taskWatchMs && t.probed) t.task.settled = true; // watched long enough
+    }
+    const reads = live.filter(({ t }) => !t.probed ||
+      (assignCaller(t) !== undefined && (t.task.initialDelivery === 'pending' || !t.listedStatus)));
+    const got = await mapLimit(reads, CONCURRENCY, ({ t }) => get(`/terminals/${seg(t.id)}`, 'GET /terminals/{id}', true));
+    reads.forEach(({ s, t }, i) => {
+      const obs = got[i]!;
+      if (obs.kind === 'ok') {
+        const read = parseWorkerRead(obs.value);
+        if (!read) {
+          warn('GET /terminals/{id}', 'unexpected shape');
+          return;
+        }
+        t.probed = true;
+        t.callerId ??= read.callerId;
+        if (read.initialDelivery !== undefined) t.task.initialDelivery = read.initialDelivery;
+        noteTerminalStatus(t, read.status);
+        settleTask(s, t, obs.seen, read.initialDeliveryMessage);
+      } else if (obs.kind === 'missing') {
+        t.probed = true;
+      }
+    });
+    // Workers the listing alone shows (2.4.x, 2.1.x statuses) or that were not read this cycle.
+    const read = new Set(reads.map(({ t }) => t));
+    const seen = seenNow();
+    for (const { s, t } of live) if (!read.has(t)) settleTask(s, t, seen);
+  }
+
+  /** Reports a watched worker's delivery, or starts looking for its failure notice. */
+  function settleTask(s: SessionState, t: TerminalState, seen: Seen, reason?: string): void {
+    const caller = assignCaller(t);
+    if (caller === undefined) return;
+    const outcome = taskOutcome(t.task, t.status);
+    if (outcome === 'delivered') {
+      t.task.settled = true;
+      emit({
+        type: 'message_sent', orchestrationType: 'assign', phase: 'delivered',
+        sessionName: s.name, ...(s.id ? { sessionId: s.id } : {}), sender: caller, receiver: t.id,
+        observationId: `assign-task:${t.id}`, time: seen.time,
+      });
+    } else if (outcome === 'failed' || t.status === 'error') {
+      checkFailureOf(s, t, reason);
+    }
+  }
+
+  /** Looks for CAO's failure notice to the worker's caller in the next cycles (once per worker). */
+  function checkFailureOf(s: SessionState, t: TerminalState, reason?: string): void {
+    if (t.task.settled || failureChecks.has(t.id)) return;
+    const assignment = opts.state?.terminal(t.id)?.assignment;
+    if (assignment?.outcome) return;
+    const caller = assignment?.sender ?? t.callerId;
+    if (!caller) return;
+    // CAO writes the notice before it deletes the worker: one look suffices for a worker not
+    // known to carry a task (a handoff worker torn down, 2.4.x seen by the poller alone).
+    const assigned = assignment !== undefined || t.task.initialDelivery === 'pending' || t.task.initialDelivery === 'failed';
+    failureChecks.set(t.id, { s, worker: t.id, caller, tries: assigned ? FAILURE_CHECK_TRIES : 1, ...(reason ? { reason } : {}) });
+  }
+
+  /** One look per pending check: the caller's pending inbox, and its delivered rows read this cycle. */
+  async function checkFailures(deliveredTo: Map<string, InboxRow[]>): Promise<void> {
+    const checks = [...failureChecks.values()];
+    if (checks.length === 0) return;
+    const pending = await mapLimit(checks, CONCURRENCY, (c) =>
+      get(`/terminals/${seg(c.caller)}/inbox/messages?limit=${inboxLimit}&status=pending`, 'GET /terminals/{id}/inbox/messages (pending)', true));
+    checks.forEach((c, i) => {
+      const obs = pending[i]!;
+      const rows = obs.kind === 'ok' ? (parseInbox(obs.value) ?? []) : [];
+      const notice = failureNotice([...rows, ...(deliveredTo.get(c.caller) ?? [])], c.worker, c.caller);
+      const done = notice !== undefined || --c.tries <= 0;
+      if (done) failureChecks.delete(c.worker);
+      const t = c.s.terminals.get(c.worker);
+      if (t) t.task.settled ||= done;
+      const message = notice?.message ?? (done ? c.reason : undefined);
+      if (message === undefined || !sessions.has(c.s.name)) return;
+      emit({
+        type: 'message_sent', orchestrationType: 'assign', phase: 'failed',
+        sessionName: c.s.name, ...(c.s.id ? { sessionId: c.s.id } : {}), sender: c.caller, receiver: c.worker, message,
+        observationId: `assign-failed:${c.worker}`, time: (obs.kind === 'ok' ? obs.seen : seenNow()).time,
+      });
+    });
   }
 
   // ---- inbox ----

@@ -1,5 +1,7 @@
 /**
- * cao-events → real Jaeger v2, and cao-events → real OpenTelemetry Collector → real Jaeger.
+ * cao-events → real Jaeger v2, and cao-events → real OpenTelemetry Collector → real Jaeger; the
+ * session from the demo (the CAO simulator) and once from a real cao-server (the newest release
+ * test/e2e/install.sh installs; a missing venv or tmux fails the test).
  * Both binaries are built from the Go module proxy by .ci/install-jaeger and .ci/install-otelcol
  * (cached; without Go, or when a build fails, these tests fail: nothing is skipped). Jaeger runs
  * all-in-one with in-memory storage (test/e2e/jaeger-all-in-one.yaml), the collector runs the
@@ -14,19 +16,29 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { type Jaeger, startJaeger } from './helpers/jaeger.ts';
 import { type OtelCollector, startOtelCollector } from './helpers/otel-collector.ts';
+import { caoVersions } from './helpers/real-cao.ts';
+import { realCaoSession } from './helpers/real-session-producer.ts';
 import { type OtlpTarget, type SessionProducer, demoSession } from './helpers/session-producer.ts';
 import { assertSessionInJaeger, type SessionTrace } from './helpers/session-trace.ts';
 
-/** The session driven in these tests; a real-CAO producer can take its place. */
+/** The session driven in most of these tests: the demo (the CAO simulator behind the real gateway). */
 const produceSession: SessionProducer = demoSession;
+/** The newest CAO release the suite installs (test/e2e/cao-versions). */
+const newest = caoVersions().reduce((a, b) => (compareVersions(a.version, b.version) >= 0 ? a : b));
+
+function compareVersions(a: string, b: string): number {
+  const [x, y] = [a.split('.').map(Number), b.split('.').map(Number)];
+  for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+  return 0;
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const warnings: string[] = [];
 let checked = 0;
 
-async function runSession(jaeger: Jaeger, otlp: OtlpTarget): Promise<SessionTrace> {
+async function runSession(jaeger: Jaeger, otlp: OtlpTarget, producer: SessionProducer = produceSession): Promise<SessionTrace> {
   const since = new Date(Date.now() - 60_000);
-  const session = await produceSession(otlp);
+  const session = await producer(otlp);
   const trace = await assertSessionInJaeger(jaeger, session, since);
   warnings.push(...trace.warnings);
   checked += 1;
@@ -48,6 +60,14 @@ describe('Jaeger v2 and the OpenTelemetry Collector, real binaries', () => {
       await jaeger.stop();
     });
   }
+
+  it(`a session of REAL cao-server ${newest.version} through cao-events gateway (plugin installed) → Jaeger over OTLP http/protobuf`, async () => {
+    const jaeger = await startJaeger();
+    running.push(jaeger);
+    const trace = await runSession(jaeger, { endpoint: jaeger.otlpHttp, protocol: 'http/protobuf' }, realCaoSession(newest));
+    assert.ok(trace.spans.some((s) => s.name === 'invoke_workflow code_supervisor'), 'the session\'s lifetime span');
+    await jaeger.stop();
+  });
 
   it('cao-events → collector running otel-collector.yaml → Jaeger, end to end', async () => {
     const jaeger = await startJaeger();

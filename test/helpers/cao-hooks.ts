@@ -9,8 +9,8 @@
  * - POST /sessions: post_create_terminal of the first terminal, then post_create_session,
  *   both before the 201;
  * - POST /sessions/{s}/terminals: post_create_terminal before the 201; with a deferred task,
- *   post_send_message(assign, sender = caller) when CAO types the task (the simulator's
- *   deferredInitDelayMs later);
+ *   post_send_message(assign, sender = caller) when the server types the task (the simulator
+ *   says when: its onTyped);
  * - POST /terminals/{r}/inbox/messages to an idle or completed receiver: delivered inside the
  *   POST, post_send_message(send_message) reaches the ingest before the 200;
  * - POST /terminals/run-step (handoff) 200: only post_kill_terminal of the worker (teardown),
@@ -25,6 +25,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
+import type { CaoSimulator } from '../../src/demo/cao-simulator.ts';
 import { readBody } from './read-body.ts';
 
 export interface CaoHooksOptions {
@@ -32,8 +33,8 @@ export interface CaoHooksOptions {
   upstream: string;
   /** The plugin ingest URL (…/v1/cao/events). */
   ingestUrl: string;
-  /** The simulator's deferredInitDelayMs: when the deferred task is "typed". */
-  deferredInitDelayMs: number;
+  /** The simulator behind `upstream`: it says when a deferred task is typed. */
+  simulator: CaoSimulator;
 }
 
 export interface CaoHooks {
@@ -118,14 +119,6 @@ export async function startCaoHooks(options: CaoHooksOptions): Promise<CaoHooks>
         await fire('post_create_session', String(json.session_name), { session_name: json.session_name });
       } else if (ok && method === 'POST' && parts[0] === 'sessions' && parts[2] === 'terminals') {
         await fire('post_create_terminal', String(json.session_name), { terminal_id: json.id, agent_name: json.agent_profile, provider: json.provider });
-        const task = body.length > 0 ? (JSON.parse(body) as Json).initial_message : undefined;
-        const caller = url.searchParams.get('caller_id');
-        if (typeof task === 'string' && caller && url.searchParams.get('defer_init') === 'true') {
-          const typed = new Promise<void>((resolve) => setTimeout(resolve, options.deferredInitDelayMs)).then(() =>
-            fire('post_send_message', String(json.session_name), { sender: caller, receiver: json.id, message: task, orchestration_type: 'assign' }));
-          pending.add(typed);
-          void typed.finally(() => pending.delete(typed));
-        }
       } else if (ok && method === 'POST' && parts[0] === 'terminals' && parts[2] === 'inbox') {
         const receiver = await upstreamJson('GET', `/terminals/${parts[1]}`);
         const r = receiver.json as Json;
@@ -149,6 +142,13 @@ export async function startCaoHooks(options: CaoHooksOptions): Promise<CaoHooks>
     })().catch((err: unknown) => {
       res.writeHead(599).end(String(err));
     });
+  });
+  // A deferred task typed by the server: post_send_message(assign, sender = caller) at that moment.
+  options.simulator.onTyped((m, t) => {
+    if (m.via !== 'deferred_init' || !m.sender_id) return;
+    const typed = fire('post_send_message', t.session_name, { sender: m.sender_id, receiver: t.id, message: m.message, orchestration_type: m.orchestration_type });
+    pending.add(typed);
+    void typed.finally(() => pending.delete(typed));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;

@@ -20,7 +20,7 @@ export interface Exchange {
   status: number;
   /** Parsed JSON when the response is JSON, else the text. */
   response: unknown;
-  /** Who sent it: 'mcp' (what cao-mcp-server would send), 'client' (a user/CLI call), 'observer' (test waits). */
+  /** Who sent it: 'mcp' (what cao-mcp-server would send), 'client' (a user/CLI call), 'observer' (the test's own reads and waits, to the server directly). */
   by: 'mcp' | 'client' | 'observer';
   /** ms since the client was created. */
   at: number;
@@ -88,9 +88,7 @@ export class CaoClient {
     } catch {
       // not JSON: keep the text
     }
-    if (by !== 'observer') {
-      this.exchanges.push({ method, path, query: q, body: text, status: res.statusCode, response: json, by, at: Date.now() - this.#t0 });
-    }
+    this.exchanges.push({ method, path, query: q, body: text, status: res.statusCode, response: json, by, at: Date.now() - this.#t0 });
     return { status: res.statusCode, json };
   }
 

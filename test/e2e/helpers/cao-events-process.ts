@@ -15,12 +15,15 @@ export interface CaoEventsOptions {
   command: 'gateway' | 'watch';
   /** The real cao-server. */
   upstream: string;
-  callbackUrl: string;
+  /** Where CloudEvents go; none: CloudEvents off (the core still records every event). */
+  callbackUrl?: string;
   /** gateway only. */
   port?: number;
   /** gateway only: the plugin ingest endpoint. */
   ingestPort?: number;
   pollIntervalMs: number;
+  /** OTLP export of the spans (OTEL_EXPORTER_OTLP_ENDPOINT / _PROTOCOL); none when absent. */
+  otlp?: { endpoint: string; protocol: string };
 }
 
 export interface CaoEventsProcess {
@@ -33,7 +36,7 @@ export interface CaoEventsProcess {
 }
 
 export async function startCaoEvents(opts: CaoEventsOptions): Promise<CaoEventsProcess> {
-  const args = [CLI, opts.command, '--upstream', opts.upstream, '--callback-url', opts.callbackUrl,
+  const args = [CLI, opts.command, '--upstream', opts.upstream, ...(opts.callbackUrl ? ['--callback-url', opts.callbackUrl] : []),
     '--poll-interval-ms', String(opts.pollIntervalMs), '--log-level', 'info'];
   if (opts.command === 'gateway') {
     if (!opts.port || !opts.ingestPort) throw new Error('gateway needs port and ingestPort');
@@ -41,6 +44,7 @@ export async function startCaoEvents(opts: CaoEventsOptions): Promise<CaoEventsP
   }
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('CAO_') && !k.startsWith('OTEL_')) env[k] = v;
+  if (opts.otlp) Object.assign(env, { OTEL_EXPORTER_OTLP_ENDPOINT: opts.otlp.endpoint, OTEL_EXPORTER_OTLP_PROTOCOL: opts.otlp.protocol });
   const proc: ChildProcess = spawn(NODE, args, { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));

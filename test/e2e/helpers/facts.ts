@@ -1,7 +1,6 @@
 /**
  * Expected CloudEvents as "facts": the fields a test checks, nothing else, so that events may gain
- * fields (e.g. `sender_agent`, `receiver_agent` on message_sent) without breaking a table. Add a key
- * to `Fact` and to FIELDS to check a new field.
+ * fields without breaking a table. Add a key to `Fact` and to FIELDS to check a new field.
  */
 import type { CloudEventV1 } from 'cloudevents';
 import type { CaoEventData } from '../../../exporters/transform.ts';
@@ -18,23 +17,18 @@ export interface Fact {
   /** null: the event must not carry one. */
   sender?: string | null;
   receiver?: string | null;
+  /** Agent profiles of the sender and receiver terminals (message_sent); null: must not carry one. */
+  senderAgent?: string | null;
+  receiverAgent?: string | null;
   /** Exact text, or a pattern; null: no message. */
   message?: string | RegExp | null;
   /** Sources allowed to be the first to report it (the ledger keeps the first report). */
   by?: Source[];
 }
 
-/** A fact plus how the current code fares with it. */
+/** A fact that must arrive exactly once. */
 export interface Expectation {
   fact: Fact;
-  /** Set when the current code does not emit this correct event: the reason and the finding. */
-  todo?: string;
-}
-
-/** An event the current code emits that reality contradicts. */
-export interface KnownWrong {
-  fact: Fact;
-  todo: string;
 }
 
 /** A fact this observer cannot see, and why (asserted absent: a source must not invent it). */
@@ -51,6 +45,8 @@ const FIELDS: Array<[keyof Fact, keyof CaoEventData | 'subject']> = [
   ['phase', 'phase'],
   ['sender', 'sender'],
   ['receiver', 'receiver'],
+  ['senderAgent', 'sender_agent'],
+  ['receiverAgent', 'receiver_agent'],
   ['message', 'message'],
 ];
 
@@ -81,6 +77,7 @@ export function describeFact(f: Fact): string {
   if (f.agent) parts.push(`agent=${f.agent}`);
   if (f.orch) parts.push(`${f.orch}/${f.phase}`);
   if (f.sender !== undefined || f.receiver !== undefined) parts.push(`${f.sender ?? '-'}→${f.receiver ?? '-'}`);
+  if (f.senderAgent !== undefined || f.receiverAgent !== undefined) parts.push(`(${f.senderAgent ?? '-'}→${f.receiverAgent ?? '-'})`);
   if (f.message !== undefined) parts.push(f.message instanceof RegExp ? String(f.message) : JSON.stringify(f.message));
   if (f.by) parts.push(`by ${f.by.join('|')}`);
   return parts.join(' ');
@@ -93,6 +90,7 @@ export function describeEvent(e: CloudEventV1<CaoEventData>): string {
   if (d.agent_name) parts.push(`agent=${d.agent_name}`);
   if (d.orchestration_type) parts.push(`${d.orchestration_type}/${d.phase}`);
   if (d.sender || d.receiver) parts.push(`${d.sender ?? '-'}→${d.receiver ?? '-'}`);
+  if (d.sender_agent || d.receiver_agent) parts.push(`(${d.sender_agent ?? '-'}→${d.receiver_agent ?? '-'})`);
   if (d.message !== undefined) parts.push(JSON.stringify(String(d.message)).slice(0, 80));
   parts.push(`by ${d.observed_by}`);
   return parts.join(' ');
@@ -106,26 +104,20 @@ export interface Verdict {
 }
 
 /**
- * Every non-todo expectation must match exactly one event, no event two expectations; every event
- * must match an expectation (a todo one is tolerated) or a known-wrong report.
+ * Every expectation must match exactly one event, no event two expectations; every event must
+ * match an expectation.
  */
-export function judge(events: Array<CloudEventV1<CaoEventData>>, expected: Expectation[], wrong: KnownWrong[]): Verdict {
+export function judge(events: Array<CloudEventV1<CaoEventData>>, expected: Expectation[]): Verdict {
   const problems: string[] = [];
   const claimed = new Set<number>();
-  const claim = (fact: Fact, required: boolean): void => {
+  for (const { fact } of expected) {
     const hits = events.flatMap((e, i) => (matches(fact, e) ? [i] : []));
-    if (required && hits.length === 0) problems.push(`missing: ${describeFact(fact)}`);
+    if (hits.length === 0) problems.push(`missing: ${describeFact(fact)}`);
     if (hits.length > 1) problems.push(`${hits.length} events for one fact: ${describeFact(fact)}:\n    ${hits.map((i) => describeEvent(events[i]!)).join('\n    ')}`);
     for (const i of hits) {
       if (claimed.has(i)) problems.push(`event matches two facts: ${describeEvent(events[i]!)}`);
       claimed.add(i);
     }
-  };
-  for (const x of expected) claim(x.fact, !x.todo);
-  // A known-wrong report only excuses an event no expectation accounts for (it may also describe
-  // a defect of an expected event, e.g. its missing text: the todo test reports that).
-  for (const w of wrong) {
-    for (const [i, e] of events.entries()) if (!claimed.has(i) && matches(w.fact, e)) claimed.add(i);
   }
   const unexpected = events.flatMap((e, i) => (claimed.has(i) ? [] : [describeEvent(e)]));
   return { problems, unexpected };

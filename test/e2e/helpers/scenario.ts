@@ -94,6 +94,13 @@ export async function runScenario(cao: RealCao, client: CaoClient): Promise<Scen
   // A worker has its task once it answered it (`completed`).
   for (const w of [w1, w2]) await client.until(`${w} did its task`, () => client.statusOf(w), done, 60_000);
 
+  // What the server shows now (recorded for the simulator's contract tests): listings and rows
+  // with two workers that did their task, and a worker's last answer.
+  for (const [path, query] of [['/sessions', []], [`/sessions/${SESSION}`, []], [`/sessions/${SESSION}/terminals`, []],
+    [`/terminals/${w1}/output`, [['mode', 'last']]]] as Array<[string, Array<[string, string]>]>) {
+    await client.call('GET', path, query, undefined, 'observer');
+  }
+
   const h = await tools.handoff(sup, 'developer', TEXT.handoff, 60);
   if (!h.ok || !h.terminalId) throw new Error(`handoff failed: ${JSON.stringify(h)}`);
 
@@ -161,6 +168,20 @@ export async function runScenario(cao: RealCao, client: CaoClient): Promise<Scen
   const delF = await client.call('DELETE', `/sessions/${FAIL_SESSION}`);
   if (delF.status !== 200) throw new Error(`DELETE /sessions/${FAIL_SESSION} → ${delF.status}`);
   cao.sessions.delete(FAIL_SESSION);
+
+  // How the server answers for things that do not exist (no session is left; none of these
+  // fires a plugin hook). Recorded for the simulator's contract tests.
+  const nobody = '0badc0de';
+  for (const [method, path, query] of [
+    ['GET', '/health', []], ['GET', '/sessions', []], ['GET', `/sessions/${SESSION}`, []], ['GET', `/sessions/${SESSION}/terminals`, []],
+    ['GET', `/terminals/${nobody}`, []], ['DELETE', `/terminals/${nobody}`, []], ['POST', `/terminals/${nobody}/exit`, []],
+    ['POST', `/terminals/${nobody}/input`, [['message', 'hello']]], ['GET', `/terminals/${nobody}/output`, [['mode', 'last']]],
+    ['GET', `/terminals/${nobody}/inbox/messages`, [['status', 'lost']]],
+    ['POST', `/sessions/${SESSION}/terminals`, [['provider', provider], ['agent_profile', 'developer'], ['working_directory', cao.workDir]]],
+    ['POST', '/sessions', [['provider', provider], ['agent_profile', 'developer'], ['session_name', 'e2ewd'], ['working_directory', '/tmp']]],
+  ] as Array<[string, string, Array<[string, string]>]>) {
+    await client.call(method, path, query, undefined, 'observer');
+  }
 
   return {
     sup, w1, w2, hw: h.terminalId, sup2, errWorker: herr.terminalId, slowWorker: hslow.terminalId,

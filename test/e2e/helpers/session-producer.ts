@@ -5,14 +5,15 @@
  * against that; it does not care what drove the session.
  *
  * `demoSession` drives it with the project's own `cao-events demo` as a user runs it (the CAO
- * simulator, the real gateway and poller, a real process). A real-CAO producer (real cao-server,
- * stand-in agent CLI, `cao-events gateway` in front with OTEL_EXPORTER_OTLP_* set) has the same
- * type and can be passed to the same checks.
+ * simulator, the real gateway and poller, a real process); `realCaoSession`
+ * (real-session-producer.ts) with a real cao-server, stand-in agent CLI and `cao-events gateway`
+ * in front with OTEL_EXPORTER_OTLP_* set. Both go through the same checks.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { CloudEventV1 } from 'cloudevents';
 import type { DemoSummary } from '../../../src/demo/demo-command.ts';
+import { DEMO_REPORTS } from '../../../src/demo/scenario.ts';
 import type { CaoEventType } from '../../../src/core/events.ts';
 import type { OtlpProtocol } from '../../../src/otlp.ts';
 import { startReceiver } from '../../../src/receiver.ts';
@@ -65,18 +66,22 @@ export const demoSession: SessionProducer = async (otlp) => {
     if (summary.failures.failed + summary.failures.dropped > 0) {
       throw new Error(`the demo's deliveries failed: ${JSON.stringify(summary.failures)}`);
     }
+    const events = receiver.received.map((r) => r.event as CloudEventV1<Record<string, unknown>>);
+    // what the demo's workers report back with send_message (src/demo/scenario.ts), as the newest
+    // release's MCP server sends it: with the sender's suffix
+    const sent = events.map((e) => e.data ?? {}).filter((d) => d.orchestration_type === 'send_message' && d.phase === 'dispatched');
+    const messages = DEMO_REPORTS.map((text) => {
+      const sender = sent.find((d) => String(d.message).startsWith(text))?.sender;
+      return `${text}\n\n[Message from terminal ${String(sender)}. Use send_message MCP tool for any follow-up work.]`;
+    });
     return {
       sessionName: 'cao-demo',
       serviceName: 'cao-events',
-      events: receiver.received.map((r) => r.event as CloudEventV1<Record<string, unknown>>),
+      events,
       expected: {
         eventTypes: ['session_created', 'terminal_created', 'message_sent', 'terminal_killed', 'session_killed'],
         orchestrationTypes: ['assign', 'handoff', 'send_message'],
-        // what the demo's workers report back with send_message (src/demo/scenario.ts)
-        messages: [
-          'Parser done: streaming, RFC 4180 quoting, 38 tests green.',
-          'Property tests added (quoting, newlines, BOM); found and fixed an off-by-one in the tokenizer.',
-        ],
+        messages,
       },
     };
   } finally {

@@ -16,6 +16,8 @@ export const DATA_ATTRIBUTES: ReadonlyArray<readonly [string, string]> = [
   ['provider', 'cao.provider'],
   ['sender', 'cao.message.sender'],
   ['receiver', 'cao.message.receiver'],
+  ['sender_agent', 'cao.message.sender_agent'],
+  ['receiver_agent', 'cao.message.receiver_agent'],
   ['message', 'cao.message.content'],
   ['orchestration_type', 'cao.orchestration.type'],
   ['phase', 'cao.orchestration.phase'],
