@@ -4,6 +4,7 @@ import type { CommandModule, OptionValues } from './command.ts';
 export const DEMO_OPTIONS = {
   'cao-version': { type: 'string' },
   'callback-url': { type: 'string' },
+  config: { type: 'string' },
   'otlp-endpoint': { type: 'string' },
   'otlp-protocol': { type: 'string' },
   mode: { type: 'string' },
@@ -24,6 +25,8 @@ summary. Exits 0 when every event type arrived and nothing failed.
 Options:
   --cao-version <v>       head (default) or 2.0.0: which CAO API shape the simulator speaks
   --callback-url <url>    deliver to your own receiver instead of the built-in one
+  --config <file>         also deliver to the sinks of this config file (Slack, Discord, your
+                          transforms; its outbox.dir keeps their state), and wait for them
   --mode <m>              structured (default), binary or batch
   --otlp-endpoint <url>   export the spans over OTLP (else the standard OTEL_* variables; else a file)
   --otlp-protocol <p>     http/protobuf (default), http/json or grpc
