@@ -253,6 +253,16 @@ export function planBatch(
             (o.receiver === undefined || data.receiver === undefined ? o.receiverAgent === data.receiver_agent : o.receiver === data.receiver),
         );
         const full = view(event, data, kind, status);
+        const closedKey = `${orchestration}|${data.sender ?? ''}|${digest}|${data.phase}`;
+        if (open) record.closed.push(closedKey);
+        else {
+          const again = record.closed.indexOf(closedKey);
+          if (again >= 0) {
+            // the same later phase reported again (a source that restarted): shown already
+            record.closed.splice(again, 1);
+            return;
+          }
+        }
         if (!open) {
           // its first phase was never shown here (not observed, filtered, or before a restart without state): this is the message
           postMessage(index, id, full);

@@ -46,6 +46,11 @@ export interface SlackSessionRecord {
   /** Post key → ms when a post was sent and no answer came (look for it before posting again). */
   attempts: Record<string, number>;
   open: OpenMessage[];
+  /**
+   * Later phases already shown (`orchestration|sender|digest|phase`): the same report again
+   * (a source that restarted and reports what it saw before) is not shown twice.
+   */
+  closed: string[];
   /** Terminal id → the name shown for it. */
   names: Record<string, string>;
   /** Terminals shown as having left. */
@@ -55,10 +60,10 @@ export interface SlackSessionRecord {
   updatedAt: number;
 }
 
-export const RECORD_BOUNDS = { posts: 500, done: 2_000, open: 200, names: 500 } as const;
+export const RECORD_BOUNDS = { posts: 500, done: 2_000, open: 200, closed: 200, names: 500 } as const;
 
 export function freshRecord(layout: SlackLayout, now: number): SlackSessionRecord {
-  return { layout, posts: {}, done: [], attempts: {}, open: [], names: {}, left: [], messages: 0, updatedAt: now };
+  return { layout, posts: {}, done: [], attempts: {}, open: [], closed: [], names: {}, left: [], messages: 0, updatedAt: now };
 }
 
 export function cloneRecord(record: SlackSessionRecord): SlackSessionRecord {
@@ -72,6 +77,7 @@ export function boundRecord(record: SlackSessionRecord): void {
   };
   trim(record.done, RECORD_BOUNDS.done);
   trim(record.open, RECORD_BOUNDS.open);
+  trim(record.closed, RECORD_BOUNDS.closed);
   const posts = Object.keys(record.posts);
   for (const key of posts.slice(0, Math.max(0, posts.length - RECORD_BOUNDS.posts))) delete record.posts[key];
   const names = Object.keys(record.names);
@@ -110,6 +116,7 @@ export function parseRecord(value: unknown): SlackSessionRecord | undefined {
     done: list<string>(r.done).filter((x) => typeof x === 'string'),
     attempts: obj(r.attempts),
     open: list<OpenMessage>(r.open).filter((o) => o && typeof o.post === 'string' && typeof o.digest === 'string'),
+    closed: list<string>(r.closed).filter((x) => typeof x === 'string'),
     names: obj(r.names),
     left: list<string>(r.left).filter((x) => typeof x === 'string'),
     messages: typeof r.messages === 'number' ? r.messages : 0,

@@ -72,6 +72,8 @@ export class SlackWebApiSender implements Sender {
   readonly #calls = new Map<SlackMethod, number[]>();
   readonly #nextPost = new Map<string, number>();
   readonly #warned = new Set<string>();
+  /** Thread layout: the configured channel's id, once Slack named it. */
+  #channelId: string | undefined;
 
   constructor(options: SlackWebApiOptions) {
     this.#o = options;
@@ -229,7 +231,7 @@ export class SlackWebApiSender implements Sender {
     if (this.#o.layout === 'thread') {
       if (record.thread && record.channel) return undefined;
       const parent = step.parent ?? { text: session, blocks: [] };
-      record.channel ??= this.#o.channel;
+      record.channel ??= this.#channelId ?? this.#o.channel;
       return this.#post(base, session, record, 'root', [], parent, undefined, signal);
     }
     if (record.channel && !(record.lost ?? []).includes(record.channel)) return undefined;
@@ -280,6 +282,11 @@ export class SlackWebApiSender implements Sender {
       const answer = await this.#call(base, 'conversations.invite', { channel, users: users.join(','), force: true }, signal);
       if (answer.kind === 'stop') return answer.result;
       if (answer.kind === 'error') this.#optionalFailed('conversations.invite', answer);
+      else {
+        // with force, Slack invites whom it can and lists the others
+        const errors = (answer.body.errors ?? []) as Array<{ error?: unknown }>;
+        for (const e of errors) if (typeof e.error === 'string') this.#optionalFailed('conversations.invite', { error: e.error });
+      }
     }
     return undefined;
   }
@@ -384,7 +391,10 @@ export class SlackWebApiSender implements Sender {
     if (answer.kind === 'ok') {
       const ts = answer.body.ts;
       if (typeof ts !== 'string') return errorResult('chat.postMessage', 'invalid_response');
-      if (isRoot && typeof answer.body.channel === 'string') record.channel = answer.body.channel;
+      if (isRoot && typeof answer.body.channel === 'string') {
+        record.channel = answer.body.channel;
+        if (this.#o.layout === 'thread') this.#channelId = answer.body.channel;
+      }
       this.#posted(record, key, covers, ts, isRoot);
       return undefined;
     }
