@@ -337,6 +337,31 @@ describe('slack: Web API, thread layout', () => {
     await closed.close();
   });
 
+  it('a thread whose parent was deleted: the session continues in a new thread, reported once', async () => {
+    const slack = await startSlackFake({ token: TOKEN });
+    const logs = logCapture();
+    const runtime = start(webApi(slack, 'channel: C0CAOEVENTS'), { logs });
+    for (const e of team('cao-orphan')) runtime.record(e);
+    runtime.record(msg('cao-orphan', 'first'));
+    await settle(runtime);
+    const parent = slack.posts.find((p) => !p.thread_ts)!;
+    slack.deleteMessage('C0CAOEVENTS', parent.ts);
+    runtime.record(msg('cao-orphan', 'second', { from: DEV, to: SUP, type: 'send_message' }));
+    await settle(runtime);
+    const parents = slack.posts.filter((p) => !p.thread_ts);
+    assert.equal(parents.length, 2);
+    assert.deepEqual(slack.transcript('C0CAOEVENTS'), [
+      'cao-orphan',
+      'CAO session  ·  continued: its first thread is gone',
+      '  │ *developer* → *code_supervisor*',
+      '  │ second',
+    ]);
+    assert.equal(logs.lines().filter((l) => /the thread of session cao-orphan is gone; it continues in a new thread/.test(String(l.msg))).length, 1);
+    assert.equal(sinkOf(runtime).stats.failed, 0);
+    await runtime.close();
+    await slack.close();
+  });
+
   it('a token Slack refuses (ok:false invalid_auth in an HTTP 200) disables the sink instead of counting it delivered', async () => {
     const slack = await startSlackFake({ token: 'xoxb-right' });
     const logs = logCapture();
