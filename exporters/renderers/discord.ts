@@ -312,13 +312,14 @@ export function createDiscordSink(options: DiscordOptions = {}): DiscordSinkPart
         if (visible[consumed]) carried += 1;
         consumed += 1;
       }
-      const committed = consumed < events.length ? visibleEvents(events.slice(0, consumed), sessions.get(session), laterPhases, Date.now()).record : record;
-      sessions.set(session, committed);
-      sessions.save();
+      // What this message shows counts as shown once Discord took it (onResponse), not before.
+      const known = sessions.get(session);
       const body: Record<string, unknown> = { username: usernameFor(shown[0]!), embeds, allowed_mentions: { parse: [] } };
       let url = context.url;
+      const reset = events.slice(0, consumed).some((e) => dataOf(e).event_type === 'session_created') && known?.ended === true;
+      const thread = reset ? undefined : known?.thread;
       if (layout === 'forum') {
-        if (committed.thread) url = withQuery(context.url, { wait: 'true', thread_id: committed.thread });
+        if (thread) url = withQuery(context.url, { wait: 'true', thread_id: thread });
         else {
           url = withQuery(context.url, { wait: 'true' });
           body.thread_name = fitText(session || 'CAO session', DISCORD_LIMITS.threadName, () => '…');
@@ -330,19 +331,18 @@ export function createDiscordSink(options: DiscordOptions = {}): DiscordSinkPart
     onResponse(response: TransformResponse, events): ResponseVerdict | undefined {
       const { status, headers, body } = response;
       if (status >= 200 && status < 300) {
-        if (layout === 'forum') {
-          const session = sessionOf(events[0]!);
-          const record = sessions.get(session);
+        const session = sessionOf(events[0]!);
+        const { record } = visibleEvents(events, sessions.get(session), laterPhases, Date.now());
+        if (layout === 'forum' && !record.thread) {
           try {
             const channel = (JSON.parse(body) as { channel_id?: unknown }).channel_id;
-            if (record && !record.thread && typeof channel === 'string' && /^\d{1,25}$/.test(channel)) {
-              record.thread = channel;
-              sessions.save();
-            }
+            if (typeof channel === 'string' && /^\d{1,25}$/.test(channel)) record.thread = channel;
           } catch {
             // no JSON: the next message opens a thread again
           }
         }
+        sessions.set(session, record);
+        sessions.save();
         if (headers['x-ratelimit-remaining'] === '0') {
           const resetAfter = Number(headers['x-ratelimit-reset-after']);
           if (Number.isFinite(resetAfter) && resetAfter > 0) return { pauseMs: Math.ceil(resetAfter * 1000) };

@@ -24,7 +24,7 @@ import { SessionStore } from './session-store.ts';
 import { type ConversationOptions, type LaterPhases, planBatch } from './slack/conversation.ts';
 import type { SlackPlan } from './slack/plan.ts';
 import { METHOD_SCOPES, POST_INTERVAL_MS, SLACK_API_BASE, type SlackMethod, WEBHOOK_GONE, classifySlackError, slackErrorCode } from './slack/rules.ts';
-import { type SlackSessionRecord, parseRecord } from './slack/session-record.ts';
+import { type SlackSessionRecord, applyMarks, parseRecord } from './slack/session-record.ts';
 import { SlackWebApiSender } from './slack/web-api.ts';
 import { sessionOf } from './text.ts';
 import type { CaoCloudEventLike, Renderer, RenderedRequest, ResponseVerdict, TransformResponse } from './types.ts';
@@ -106,7 +106,7 @@ export function createSlackSink(options: SlackOptions = {}): SlackSinkParts {
       groupBy: sessionOf,
       encode(events) {
         const session = sessionOf(events[0]!);
-        let planned = planBatch(session, events, sessions.get(session), conversation, now());
+        const planned = planBatch(session, events, sessions.get(session), conversation, now());
         const first = planned.steps.find((s) => s.op === 'post');
         if (!first || first.op !== 'post') {
           sessions.set(session, planned.record);
@@ -116,15 +116,21 @@ export function createSlackSink(options: SlackOptions = {}): SlackSinkParts {
         // One post per request: the events up to the first post's last one travel with it.
         const firstIndex = planned.steps.indexOf(first);
         let consumed = 0;
-        while (consumed < events.length && planned.lastStepOf[consumed]! <= firstIndex) consumed += 1;
-        if (consumed < events.length) planned = planBatch(session, events.slice(0, consumed), sessions.get(session), conversation, now());
-        sessions.set(session, planned.record);
-        sessions.save();
+        while (consumed < Math.min(events.length, planned.consumed) && planned.lastStepOf[consumed]! <= firstIndex) consumed += 1;
         return { body: { text: first.message.text, blocks: first.message.blocks, unfurl_links: false, unfurl_media: false }, consumed: Math.max(1, consumed) };
       },
-      onResponse(response: TransformResponse): ResponseVerdict | undefined {
+      onResponse(response: TransformResponse, events): ResponseVerdict | undefined {
         const { status, body } = response;
-        if (status === 429 || status >= 500 || (status >= 200 && status < 300)) return undefined;
+        if (status >= 200 && status < 300) {
+          // posted: what it showed is now shown (a restart will not show it again)
+          const session = sessionOf(events[0]!);
+          const planned = planBatch(session, events, sessions.get(session), conversation, now());
+          for (const step of planned.steps) applyMarks(planned.record, step.marks);
+          sessions.set(session, planned.record);
+          sessions.save();
+          return undefined;
+        }
+        if (status === 429 || status >= 500) return undefined;
         const code = slackErrorCode(body);
         const reason = `HTTP ${status}${code ? ` ${code}` : ''}`;
         return code && WEBHOOK_GONE.has(code) ? { outcome: 'gone', reason } : { reason };
@@ -150,7 +156,7 @@ export function createSlackSink(options: SlackOptions = {}): SlackSinkParts {
         return null;
       }
       const plan: SlackPlan = { session, steps: planned.steps };
-      return { body: plan };
+      return { body: plan, consumed: planned.consumed };
     },
     onResponse(response: TransformResponse): ResponseVerdict | undefined {
       const { status, body } = response;

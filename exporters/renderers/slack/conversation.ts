@@ -14,7 +14,10 @@
  *   session and its terminals anew; a session already started, a terminal already shown (and not
  *   left) are skipped. A `session_created` after the session ended is a new run: a new thread
  *   (thread layout), a line in the same channel or a new channel if it was archived (channel layout).
- * - Events whose step is done (posted before a crash, replayed) are skipped.
+ * - The record given is never changed; what the plan changes in it (started, joined, open
+ *   messages…) travels as `marks` on the steps and is applied by whoever carries a step out, once
+ *   Slack did it. A plan that never ran (a crash, a give-up) changed nothing: the same events
+ *   planned again are shown as if for the first time; a step already done is skipped by its key.
  */
 import { createHash } from 'node:crypto';
 import type { CaoEventData } from '../../transform.ts';
@@ -34,7 +37,7 @@ import {
   slackDate,
 } from './present.ts';
 import { slackEscape } from './rules.ts';
-import { type OpenMessage, type SlackLayout, type SlackSessionRecord, boundRecord, cloneRecord, freshRecord, isDone } from './session-record.ts';
+import { type OpenMessage, type SlackLayout, type SlackSessionRecord, type StepMarks, applyMarks, boundRecord, cloneRecord, freshRecord } from './session-record.ts';
 
 export const LATER_PHASES = ['edit', 'reaction', 'reply', 'post', 'hide'] as const;
 export type LaterPhases = (typeof LATER_PHASES)[number];
@@ -56,10 +59,13 @@ export const RECEIVED_REACTION = 'inbox_tray';
 const LATE_MS = 60_000;
 
 export interface PlannedBatch {
+  /** The record to keep now: the names shown for agents, when the session was first seen, a new run's fresh record. */
   record: SlackSessionRecord;
   steps: SlackStep[];
   /** Per event of the batch, the index of the last step that shows it (-1: shown by none). */
   lastStepOf: number[];
+  /** Events planned, a prefix of the batch: a new run of the session starts a plan of its own. */
+  consumed: number;
 }
 
 function digestOf(text: string | undefined): string {
@@ -68,6 +74,18 @@ function digestOf(text: string | undefined): string {
 
 const KIND: Record<string, MessageKind> = { send_message: 'message', assign: 'task', handoff: 'handoff' };
 
+function mergeMarks(a: StepMarks, b: StepMarks): StepMarks {
+  return {
+    ...(a.started || b.started ? { started: true } : {}),
+    ...(a.ended || b.ended ? { ended: true } : {}),
+    ...(a.joined || b.joined ? { joined: [...(a.joined ?? []), ...(b.joined ?? [])] } : {}),
+    ...(a.left || b.left ? { left: [...(a.left ?? []), ...(b.left ?? [])] } : {}),
+    ...(a.messages || b.messages ? { messages: (a.messages ?? 0) + (b.messages ?? 0) } : {}),
+    ...(a.open || b.open ? { open: [...(a.open ?? []), ...(b.open ?? [])] } : {}),
+    ...(a.close || b.close ? { close: [...(a.close ?? []), ...(b.close ?? [])] } : {}),
+  };
+}
+
 export function planBatch(
   session: string,
   events: readonly CaoCloudEventLike[],
@@ -75,40 +93,47 @@ export function planBatch(
   options: ConversationOptions,
   now: number,
 ): PlannedBatch {
-  let record = stored ? cloneRecord(stored) : freshRecord(options.layout, now);
-  if (record.layout !== options.layout) record = freshRecord(options.layout, now);
+  /** What is kept now (never the effects of steps: those come with their marks). */
+  let base = stored && stored.layout === options.layout ? cloneRecord(stored) : freshRecord(options.layout, now);
+  /** The session as this plan will have left it, for the decisions within the batch. */
+  let state = cloneRecord(base);
   const steps: SlackStep[] = [];
   const lastStepOf: number[] = events.map(() => -1);
-  let lines: { text: string[]; plain: string[]; ids: string[]; at: number[] } = { text: [], plain: [], ids: [], at: [] };
-  let endSteps: SlackStep[] = [];
+  let consumed = events.length;
+  let placeMarks: StepMarks = {};
+  let lines: { text: string[]; plain: string[]; ids: string[]; at: number[]; marks: StepMarks } = { text: [], plain: [], ids: [], at: [], marks: {} };
 
   const push = (step: SlackStep, eventIndexes: number[]): void => {
+    if (step.marks) applyMarks(state, step.marks);
     steps.push(step);
     for (const i of eventIndexes) lastStepOf[i] = steps.length - 1;
   };
   const flush = (): void => {
     if (lines.ids.length === 0) return;
-    const indexes = lines.at;
-    push({ op: 'post', key: lines.ids[0]!, covers: lines.ids, message: renderLines(lines.text, lines.plain) }, indexes);
-    lines = { text: [], plain: [], ids: [], at: [] };
+    const { marks, at } = lines;
+    push({ op: 'post', key: lines.ids[0]!, covers: lines.ids, message: renderLines(lines.text, lines.plain), marks }, at);
+    lines = { text: [], plain: [], ids: [], at: [], marks: {} };
   };
-  const line = (index: number, id: string, text: string, plain: string): void => {
+  const line = (index: number, id: string, text: string, plain: string, marks: StepMarks = {}): void => {
     lines.text.push(text);
     lines.plain.push(plain);
     lines.ids.push(id);
     lines.at.push(index);
+    lines.marks = mergeMarks(lines.marks, marks);
+    applyMarks(state, marks);
   };
 
   /** The name shown for a terminal: its agent profile, numbered when another terminal already shows that name. */
   const nameOf = (terminalId: string | undefined, agent: string | undefined): string => {
     if (!terminalId) return agentLabel(agent, undefined);
-    const known = record.names[terminalId];
+    const known = state.names[terminalId];
     if (known) return known;
-    const base = agentLabel(agent, terminalId);
-    const taken = new Set(Object.values(record.names));
-    let name = base;
-    for (let n = 2; taken.has(name); n++) name = `${base} ${n}`;
-    record.names[terminalId] = name;
+    const label = agentLabel(agent, terminalId);
+    const taken = new Set(Object.values(state.names));
+    let name = label;
+    for (let n = 2; taken.has(name); n++) name = `${label} ${n}`;
+    state.names[terminalId] = name;
+    base.names[terminalId] = name;
     return name;
   };
 
@@ -129,73 +154,78 @@ export function planBatch(
     return note ? `  ·  ${note}` : '';
   };
 
-  events.forEach((event, index) => {
+  for (let index = 0; index < events.length; index++) {
+    const event = events[index]!;
     const data = dataOf(event);
     const id = event.id;
-    if (isDone(record, id)) return;
-    if (record.archived && data.event_type !== 'session_created') return; // the channel was closed at the session's end
+    if (state.archived && data.event_type !== 'session_created') continue; // the channel was closed at the session's end
     const ms = eventTimeMs(event.time) ?? now;
-    record.since ??= ms;
+    if (state.since === undefined) {
+      state.since = ms;
+      base.since = ms;
+    }
     switch (data.event_type) {
       case 'session_created': {
-        if (record.started && !record.ended) return; // seen again (a restart of cao-events)
-        if (record.ended) {
+        if (state.started && !state.ended) continue; // seen again (a restart of cao-events)
+        if (state.ended) {
+          // a new run of the session under the same name: a plan of its own
           flush();
-          const previous = record;
-          record = freshRecord(options.layout, now);
-          if (options.layout === 'channel') {
-            record.generation = previous.generation;
-            if (!previous.archived && previous.channel) {
-              record.channel = previous.channel;
-              record.channelName = previous.channelName;
-            }
-            record.lost = previous.lost;
+          if (steps.length > 0) {
+            consumed = index;
+            break;
           }
-          record.since = ms;
+          const previous = base;
+          base = freshRecord(options.layout, now);
+          if (options.layout === 'channel') {
+            if (previous.generation !== undefined) base.generation = previous.generation;
+            if (!previous.archived && previous.channel) {
+              base.channel = previous.channel;
+              if (previous.channelName) base.channelName = previous.channelName;
+            }
+            if (previous.lost) base.lost = previous.lost;
+          }
+          base.since = ms;
+          state = cloneRecord(base);
         }
-        record.started = true;
-        if (options.layout === 'thread' && !record.thread) {
-          // the thread's parent says it; nothing more to post
-          const parentIndex = index;
-          lastStepOf[parentIndex] = -2; // shown by the place step
-          return;
+        if (options.layout === 'thread' && !state.thread) {
+          // the thread's parent says it started; nothing more to post
+          placeMarks = { started: true };
+          applyMarks(state, placeMarks);
+          lastStepOf[index] = -2;
+          continue;
         }
-        line(index, id, `:large_green_circle: Session *${slackEscape(session)}* started${lineNote(event, data)}`, `session ${session} started`);
-        return;
+        line(index, id, `:large_green_circle: Session *${slackEscape(session)}* started${lineNote(event, data)}`, `session ${session} started`, { started: true });
+        continue;
       }
       case 'terminal_created': {
         const tid = data.terminal_id;
-        if (tid && record.names[tid] && !record.left.includes(tid)) return;
-        if (tid) record.left = record.left.filter((t) => t !== tid);
+        if (tid && state.joined.includes(tid)) continue; // seen again
         const name = nameOf(tid, data.agent_name);
         const provider = data.provider ? ` (${slackEscape(data.provider)})` : '';
-        line(index, id, `:heavy_plus_sign: *${slackEscape(name)}* joined${provider}${lineNote(event, data)}`, `${name} joined`);
-        return;
+        line(index, id, `:heavy_plus_sign: *${slackEscape(name)}* joined${provider}${lineNote(event, data)}`, `${name} joined`, tid ? { joined: [tid] } : {});
+        continue;
       }
       case 'terminal_killed': {
         const tid = data.terminal_id;
-        if (tid && record.left.includes(tid)) return;
-        if (tid) record.left.push(tid);
+        if (tid && state.left.includes(tid)) continue;
         const name = nameOf(tid, data.agent_name);
-        line(index, id, `:heavy_minus_sign: *${slackEscape(name)}* left${lineNote(event, data)}`, `${name} left`);
-        return;
+        line(index, id, `:heavy_minus_sign: *${slackEscape(name)}* left${lineNote(event, data)}`, `${name} left`, tid ? { left: [tid] } : {});
+        continue;
       }
       case 'session_killed': {
-        if (record.ended) return;
-        record.ended = true;
-        line(index, id, `:red_circle: Session ended${lineNote(event, data)}`, 'session ended');
+        if (state.ended) continue;
+        line(index, id, `:red_circle: Session ended${lineNote(event, data)}`, 'session ended', { ended: true });
         flush();
-        endSteps = endOfSession(id, ms);
-        for (const step of endSteps) push(step, [index]);
-        endSteps = [];
-        return;
+        for (const step of endOfSession(id, ms)) push(step, [index]);
+        continue;
       }
       case 'message_sent':
         flush();
         message(index, event, data);
-        return;
+        continue;
     }
-  });
+    if (consumed < events.length) break;
+  }
   flush();
 
   function view(event: CaoCloudEventLike, data: CaoEventData, kind: MessageKind, status?: MessageStatus): MessageView {
@@ -210,17 +240,24 @@ export function planBatch(
     };
   }
 
-  function postMessage(index: number, id: string, v: MessageView, open?: Omit<OpenMessage, 'post'>): void {
+  function postMessage(index: number, id: string, v: MessageView, marks: StepMarks = {}): void {
     const parts = renderMessage(v, options.layout === 'webhook' ? 1 : undefined);
-    parts.forEach((part, i) => push({ op: 'post', key: partKey(id, i + 1), covers: i === parts.length - 1 ? [id] : [], message: part }, [index]));
-    record.messages += 1;
-    if (open) record.open.push({ ...open, post: partKey(id, 1) });
+    parts.forEach((part, i) =>
+      push(
+        {
+          op: 'post',
+          key: partKey(id, i + 1),
+          covers: i === parts.length - 1 ? [id] : [],
+          message: part,
+          ...(i === 0 ? { marks: mergeMarks({ messages: 1 }, marks) } : {}),
+        },
+        [index],
+      ),
+    );
   }
 
   function findOpen(match: (o: OpenMessage) => boolean): OpenMessage | undefined {
-    const at = record.open.findIndex(match);
-    if (at < 0) return undefined;
-    return record.open.splice(at, 1)[0];
+    return state.open.find(match);
   }
 
   function message(index: number, event: CaoCloudEventLike, data: CaoEventData): void {
@@ -228,18 +265,11 @@ export function planBatch(
     const orchestration = data.orchestration_type ?? 'send_message';
     const kind = KIND[orchestration] ?? 'message';
     const digest = digestOf(data.message);
-    const opening: Omit<OpenMessage, 'post'> = {
-      orchestration,
-      ...(data.sender ? { sender: data.sender } : {}),
-      ...(data.receiver ? { receiver: data.receiver } : {}),
-      ...(data.receiver_agent ? { receiverAgent: data.receiver_agent } : {}),
-      digest,
-    };
     switch (data.phase) {
       case 'completed': {
         // the worker's answer: a message of its own, back to the caller
-        findOpen((o) => o.orchestration === orchestration && o.sender === data.receiver && (o.receiverAgent === undefined || o.receiverAgent === data.sender_agent));
-        postMessage(index, id, view(event, data, 'result'));
+        const open = findOpen((o) => o.orchestration === orchestration && o.sender === data.receiver && (o.receiverAgent === undefined || o.receiverAgent === data.sender_agent));
+        postMessage(index, id, view(event, data, 'result'), open ? { close: [{ post: open.post, key: `${orchestration}|${data.receiver ?? ''}|completed` }] } : {});
         return;
       }
       case 'delivered':
@@ -254,56 +284,57 @@ export function planBatch(
         );
         const full = view(event, data, kind, status);
         const closedKey = `${orchestration}|${data.sender ?? ''}|${digest}|${data.phase}`;
-        if (open) record.closed.push(closedKey);
-        else {
-          const again = record.closed.indexOf(closedKey);
-          if (again >= 0) {
-            // the same later phase reported again (a source that restarted): shown already
-            record.closed.splice(again, 1);
-            return;
-          }
-        }
         if (!open) {
+          // the same later phase reported again (a source that restarted): shown already
+          if (state.closed.includes(closedKey)) return;
           // its first phase was never shown here (not observed, filtered, or before a restart without state): this is the message
           postMessage(index, id, full);
           return;
         }
+        const close: StepMarks = { close: [{ post: open.post, key: closedKey }] };
         const first = renderMessage(full)[0]!;
         const mode: LaterPhases = status === 'failed' && options.layout !== 'webhook' ? 'edit' : options.laterPhases;
         switch (mode) {
           case 'edit':
-            push({ op: 'update', key: `${id}:edit`, target: open.post, message: first }, [index]);
+            push({ op: 'update', key: `${id}:edit`, target: open.post, message: first, marks: close }, [index]);
             break;
           case 'reaction':
-            push({ op: 'react', key: `${id}:react`, target: open.post, name: RECEIVED_REACTION, fallback: first }, [index]);
+            push({ op: 'react', key: `${id}:react`, target: open.post, name: RECEIVED_REACTION, fallback: first, marks: close }, [index]);
             break;
           case 'reply':
-            push({ op: 'post', key: id, covers: [id], under: open.post, message: renderStatusReply(status, full.receiver, full.note) }, [index]);
+            push({ op: 'post', key: id, covers: [id], under: open.post, message: renderStatusReply(status, full.receiver, full.note), marks: close }, [index]);
             break;
           case 'post':
-            postMessage(index, id, full);
+            postMessage(index, id, full, close);
             break;
           case 'hide':
             break;
         }
         if (status === 'failed') {
-          line(index, id, `:warning: The ${kind === 'message' ? 'message' : kind} from *${slackEscape(full.sender)}* to *${slackEscape(full.receiver)}* failed`, `${full.sender} → ${full.receiver} failed`);
+          line(index, `${id}:failed`, `:warning: The ${kind === 'message' ? 'message' : kind} from *${slackEscape(full.sender)}* to *${slackEscape(full.receiver)}* failed`, `${full.sender} → ${full.receiver} failed`);
           flush();
         }
         return;
       }
       default: {
-        postMessage(index, id, view(event, data, kind), opening);
+        const opening: OpenMessage = {
+          orchestration,
+          ...(data.sender ? { sender: data.sender } : {}),
+          ...(data.receiver ? { receiver: data.receiver } : {}),
+          ...(data.receiver_agent ? { receiverAgent: data.receiver_agent } : {}),
+          digest,
+          post: partKey(id, 1),
+        };
+        postMessage(index, id, view(event, data, kind), { open: [opening] });
         return;
       }
     }
   }
 
-  function summary(): { agents: string[]; line: string; plain: string } {
-    const agents = [...new Set(Object.values(record.names))];
-    const count = `${record.messages} message${record.messages === 1 ? '' : 's'}`;
+  function summary(): { line: string; plain: string } {
+    const agents = [...new Set(Object.values(state.names))];
+    const count = `${state.messages} message${state.messages === 1 ? '' : 's'}`;
     return {
-      agents,
       line: `${count}${agents.length > 0 ? ` between ${agents.map((a) => `*${slackEscape(a)}*`).join(', ')}` : ''}`,
       plain: `${count}${agents.length > 0 ? ` between ${agents.join(', ')}` : ''}`,
     };
@@ -313,7 +344,7 @@ export function planBatch(
     const out: SlackStep[] = [];
     const s = summary();
     if (options.layout === 'thread') {
-      const since = record.since ?? ms;
+      const since = state.since ?? ms;
       out.push({
         op: 'update',
         key: `${id}:summary`,
@@ -328,19 +359,18 @@ export function planBatch(
   }
 
   // The place comes first: the thread (its parent says when the session started) or the channel.
-  if (options.layout !== 'webhook' && steps.length + lastStepOf.filter((x) => x === -2).length > 0) {
-    const since = record.since ?? now;
-    const started = record.started
-      ? `CAO session  ·  started ${slackDate(since, '{date_short_pretty} {time}')}`
-      : `CAO session  ·  followed since ${slackDate(since, '{date_short_pretty} {time}')}`;
+  if (options.layout !== 'webhook' && (steps.length > 0 || placeMarks.started)) {
+    const since = state.since ?? now;
+    const started = placeMarks.started || base.started;
+    const line = `CAO session  ·  ${started ? 'started' : 'followed since'} ${slackDate(since, '{date_short_pretty} {time}')}`;
     const place: SlackStep =
       options.layout === 'thread'
-        ? { op: 'place', parent: renderThreadParent(session, started, record.started ? 'started' : 'followed') }
+        ? { op: 'place', parent: renderThreadParent(session, line, started ? 'started' : 'followed'), ...(placeMarks.started ? { marks: placeMarks } : {}) }
         : { op: 'place', ...(options.topic ? { topic: renderTopic(`CAO session ${session} · started ${plainDate(since)} · the agents' messages, one post each`) } : {}) };
     steps.unshift(place);
     for (let i = 0; i < lastStepOf.length; i++) lastStepOf[i] = lastStepOf[i] === -2 ? 0 : lastStepOf[i]! >= 0 ? lastStepOf[i]! + 1 : -1;
   }
-  record.updatedAt = now;
-  boundRecord(record);
-  return { record, steps, lastStepOf };
+  base.updatedAt = now;
+  boundRecord(base);
+  return { record: base, steps, lastStepOf, consumed };
 }

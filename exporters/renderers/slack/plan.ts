@@ -7,8 +7,9 @@
  * up in the session map when the step runs, never written into the plan.
  */
 import type { SlackMessage } from './present.ts';
+import type { StepMarks } from './session-record.ts';
 
-export type SlackStep =
+export type SlackStep = (
   /** Make sure the session has its place: thread layout, the thread (its parent post); channel layout, its channel (topic, invitees). */
   | { op: 'place'; parent?: SlackMessage; topic?: string }
   /** A post; `under`: a quiet reply in the thread of that post (channel layout). `covers`: the event ids it shows. */
@@ -18,7 +19,11 @@ export type SlackStep =
   /** A reaction on a post; when the post is unknown, post `fallback` instead. */
   | { op: 'react'; key: string; target: string; name: string; fallback: SlackMessage }
   | { op: 'topic'; key: string; topic: string }
-  | { op: 'archive'; key: string };
+  | { op: 'archive'; key: string }
+) & {
+  /** What the step changes in the session map once carried out (see session-record.ts). */
+  marks?: StepMarks;
+};
 
 export interface SlackPlan {
   session: string;

@@ -53,6 +53,8 @@ export interface SlackSessionRecord {
   closed: string[];
   /** Terminal id → the name shown for it. */
   names: Record<string, string>;
+  /** Terminals shown as joined (and not left since). */
+  joined: string[];
   /** Terminals shown as having left. */
   left: string[];
   /** Agent messages shown. */
@@ -63,7 +65,7 @@ export interface SlackSessionRecord {
 export const RECORD_BOUNDS = { posts: 500, done: 2_000, open: 200, closed: 200, names: 500 } as const;
 
 export function freshRecord(layout: SlackLayout, now: number): SlackSessionRecord {
-  return { layout, posts: {}, done: [], attempts: {}, open: [], closed: [], names: {}, left: [], messages: 0, updatedAt: now };
+  return { layout, posts: {}, done: [], attempts: {}, open: [], closed: [], names: {}, joined: [], left: [], messages: 0, updatedAt: now };
 }
 
 export function cloneRecord(record: SlackSessionRecord): SlackSessionRecord {
@@ -93,6 +95,44 @@ export function markDone(record: SlackSessionRecord, keys: readonly string[]): v
   boundRecord(record);
 }
 
+/**
+ * What a step changes in the record once Slack carried it out (never before: a plan that never
+ * ran, or was given up, leaves the record as it was, so the same events planned again after a
+ * restart are shown as if for the first time).
+ */
+export interface StepMarks {
+  started?: true;
+  ended?: true;
+  joined?: string[];
+  left?: string[];
+  messages?: number;
+  /** Messages whose later phases may come (pushed). */
+  open?: OpenMessage[];
+  /** Later phases shown: the open entry of `post` is closed, `key` remembered. */
+  close?: Array<{ post: string; key: string }>;
+}
+
+export function applyMarks(record: SlackSessionRecord, marks: StepMarks | undefined): void {
+  if (!marks) return;
+  if (marks.started) record.started = true;
+  if (marks.ended) record.ended = true;
+  for (const t of marks.joined ?? []) {
+    if (!record.joined.includes(t)) record.joined.push(t);
+    record.left = record.left.filter((x) => x !== t);
+  }
+  for (const t of marks.left ?? []) {
+    if (!record.left.includes(t)) record.left.push(t);
+    record.joined = record.joined.filter((x) => x !== t);
+  }
+  if (marks.messages) record.messages += marks.messages;
+  for (const o of marks.open ?? []) if (!record.open.some((x) => x.post === o.post)) record.open.push(o);
+  for (const c of marks.close ?? []) {
+    record.open = record.open.filter((o) => o.post !== c.post);
+    if (!record.closed.includes(c.key)) record.closed.push(c.key);
+  }
+  boundRecord(record);
+}
+
 /** Validates a record read from disk; undefined when it is not one. */
 export function parseRecord(value: unknown): SlackSessionRecord | undefined {
   if (value === null || typeof value !== 'object') return undefined;
@@ -118,6 +158,7 @@ export function parseRecord(value: unknown): SlackSessionRecord | undefined {
     open: list<OpenMessage>(r.open).filter((o) => o && typeof o.post === 'string' && typeof o.digest === 'string'),
     closed: list<string>(r.closed).filter((x) => typeof x === 'string'),
     names: obj(r.names),
+    joined: list<string>(r.joined).filter((x) => typeof x === 'string'),
     left: list<string>(r.left).filter((x) => typeof x === 'string'),
     messages: typeof r.messages === 'number' ? r.messages : 0,
     updatedAt: typeof r.updatedAt === 'number' ? r.updatedAt : 0,

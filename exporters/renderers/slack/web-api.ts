@@ -27,7 +27,7 @@ import type { SessionStore } from '../session-store.ts';
 import type { SlackPlan, SlackStep } from './plan.ts';
 import type { SlackMessage } from './present.ts';
 import { FORM_METHODS, METHOD_SCOPES, METHOD_TIER, POST_INTERVAL_MS, type SlackMethod, TIER_PER_MINUTE, classifySlackError, mayHaveSucceeded, slackChannelName } from './rules.ts';
-import { type SlackSessionRecord, freshRecord, isDone, markDone } from './session-record.ts';
+import { type SlackSessionRecord, applyMarks, freshRecord, isDone, markDone } from './session-record.ts';
 
 export interface SlackWebApiOptions {
   token: string;
@@ -101,7 +101,10 @@ export class SlackWebApiSender implements Sender {
     }
     try {
       for (const step of plan.steps) {
+        const first = step.op === 'place' || !isDone(record, step.key);
         const stop = await this.#step(base, plan.session, record, step, signal);
+        // what the step changes in the map, once Slack did it (and only the first time)
+        if (!stop && first) applyMarks(record, step.marks);
         record.updatedAt = this.#now();
         this.#save();
         if (stop) return stop;
