@@ -441,6 +441,12 @@ describe('slack: Web API, channel layout', () => {
     assert.deepEqual(slack.transcript(next.id).filter((l) => !l.startsWith('*')), ['second', 'third']);
     const reported = logs.lines().filter((l) => /the channel of session cao-busy \(#cao-busy-2\) is archived; it continues in #cao-busy-3/.test(String(l.msg)));
     assert.equal(reported.length, 1);
+    slack.deleteChannel(next.id); // and then deleted (channel_not_found)
+    runtime.record(msg('cao-busy', 'fourth'));
+    await settle(runtime);
+    const fourth = slack.channelByName('cao-busy-4')!;
+    assert.deepEqual(slack.transcript(fourth.id).filter((l) => !l.startsWith('*')), ['fourth']);
+    assert.equal(logs.lines().filter((l) => /the channel of session cao-busy \(#cao-busy-3\) is gone; it continues in #cao-busy-4/.test(String(l.msg))).length, 1);
     assert.equal(sinkOf(runtime).stats.failed, 0);
     await runtime.close();
     await slack.close();

@@ -28,6 +28,8 @@ export interface StoreProblem {
 }
 
 const VERSION = 1;
+/** Sessions remembered at most: the file is rewritten after every change, so it stays small. */
+export const DEFAULT_MAX_SESSIONS = 200;
 
 export class SessionStore<T extends { updatedAt: number; ended?: boolean }> {
   readonly path: string | undefined;
@@ -43,7 +45,7 @@ export class SessionStore<T extends { updatedAt: number; ended?: boolean }> {
     this.path = options.path;
     this.#format = options.format;
     this.#parse = options.parse;
-    this.#max = options.maxSessions ?? 1_000;
+    this.#max = options.maxSessions ?? DEFAULT_MAX_SESSIONS;
     this.#load();
   }
 

@@ -59,7 +59,7 @@ export interface SlackOptions {
   details?: boolean;
   /** Where the session map is kept; undefined: memory only. */
   stateFile?: string;
-  /** Sessions remembered at most (default 1000; ended ones are forgotten first). */
+  /** Sessions remembered at most (default 200; ended ones are forgotten first). */
   maxSessions?: number;
   /** For tests. */
   now?: () => number;

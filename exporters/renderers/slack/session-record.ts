@@ -62,7 +62,13 @@ export interface SlackSessionRecord {
   updatedAt: number;
 }
 
-export const RECORD_BOUNDS = { posts: 500, done: 2_000, open: 200, closed: 200, names: 500 } as const;
+/**
+ * How much a record keeps. `done` only has to cover steps whose events may come again (the batch
+ * in flight when cao-events stopped, a replay); `posts` the posts a later phase may still edit.
+ * An ended session keeps less: what late events (the core's grace period) may still need.
+ */
+export const RECORD_BOUNDS = { posts: 300, done: 500, open: 100, closed: 100, names: 200 } as const;
+export const ENDED_BOUNDS = { posts: 50, done: 100, open: 50, closed: 50 } as const;
 
 export function freshRecord(layout: SlackLayout, now: number): SlackSessionRecord {
   return { layout, posts: {}, done: [], attempts: {}, open: [], closed: [], names: {}, joined: [], left: [], messages: 0, updatedAt: now };
@@ -74,14 +80,15 @@ export function cloneRecord(record: SlackSessionRecord): SlackSessionRecord {
 
 /** Keeps a record's lists within their bounds (oldest first out). */
 export function boundRecord(record: SlackSessionRecord): void {
+  const bounds = record.ended ? { ...RECORD_BOUNDS, ...ENDED_BOUNDS } : RECORD_BOUNDS;
   const trim = <T>(list: T[], max: number): void => {
     if (list.length > max) list.splice(0, list.length - max);
   };
-  trim(record.done, RECORD_BOUNDS.done);
-  trim(record.open, RECORD_BOUNDS.open);
-  trim(record.closed, RECORD_BOUNDS.closed);
-  const posts = Object.keys(record.posts);
-  for (const key of posts.slice(0, Math.max(0, posts.length - RECORD_BOUNDS.posts))) delete record.posts[key];
+  trim(record.done, bounds.done);
+  trim(record.open, bounds.open);
+  trim(record.closed, bounds.closed);
+  const posts = Object.keys(record.posts).filter((k) => k !== 'root');
+  for (const key of posts.slice(0, Math.max(0, posts.length - bounds.posts))) delete record.posts[key];
   const names = Object.keys(record.names);
   for (const key of names.slice(0, Math.max(0, names.length - RECORD_BOUNDS.names))) delete record.names[key];
 }
