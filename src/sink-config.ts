@@ -9,7 +9,9 @@ import { CONTENT_MODES, type ContentMode } from '../exporters/cloudevents/encode
 import type { RetryPolicy } from '../exporters/delivery/retry-policy.ts';
 import { SigningSecretError, secretKey } from '../exporters/delivery/signing.ts';
 import type { SinkFilterSpec } from '../exporters/sink-filter.ts';
-import { SLACK_WEB_API_URL } from '../exporters/renderers/slack.ts';
+import { LATER_PHASES, type LaterPhases } from '../exporters/renderers/slack/conversation.ts';
+import { SLACK_API_BASE } from '../exporters/renderers/slack/rules.ts';
+import { DISCORD_LAYOUTS, type DiscordLayout } from '../exporters/renderers/discord.ts';
 import { defaultSinkName, withoutCredentials } from '../exporters/delivery/sink-url.ts';
 import { type ParseContext, expandEnv, fail, isMapping } from './config-error.ts';
 import { EVENT_TYPES, ORCHESTRATION_TYPES, PHASES } from './core/events.ts';
@@ -38,10 +40,34 @@ export interface SinkConfig {
   retry?: Partial<RetryPolicy>;
   signing?: { secrets: string[] };
   content: ContentPolicy;
-  /** Slack Web API mode (with `transform: slack`). */
-  slack?: { token: string; channel: string };
+  /** Slack settings (with `transform: slack`); a token means Web API mode. */
+  slack?: SlackConfig;
+  /** Discord settings (with `transform: discord`). */
+  discord?: DiscordConfig;
   /** The name was made from the URL (no `name:`). */
   generatedName?: boolean;
+}
+
+export interface SlackConfig {
+  token?: string;
+  layout?: 'thread' | 'channel';
+  channel?: string;
+  channelPrefix?: string;
+  private?: boolean;
+  invite?: string[];
+  topic?: boolean;
+  archive?: boolean;
+  laterPhases?: LaterPhases;
+  details?: boolean;
+  /** Resolved against the config file's directory. */
+  stateFile?: string;
+}
+
+export interface DiscordConfig {
+  layout?: DiscordLayout;
+  laterPhases?: 'post' | 'hide';
+  details?: boolean;
+  stateFile?: string;
 }
 
 /** What a sink name may be: it is a metric label, a log field and a directory name. */
@@ -49,7 +75,7 @@ export const SINK_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 const SINK_KEYS = [
   'name', 'url', 'mode', 'transform', 'options', 'filter', 'headers', 'timeoutMs', 'maxQueue',
-  'retry', 'signing', 'content', 'slack',
+  'retry', 'signing', 'content', 'slack', 'discord',
 ] as const;
 const FILTER_KEYS = ['types', 'sessions', 'orchestration', 'phases'] as const;
 const RETRY_KEYS = ['maxAttempts', 'initialDelayMs', 'maxDelayMs', 'maxRetryAfterMs', 'maxElapsedMs'] as const;
@@ -178,15 +204,96 @@ function parseSigning(value: unknown, path: string, ctx: ParseContext): { secret
   return { secrets };
 }
 
-function parseSlack(value: unknown, path: string, ctx: ParseContext): { token: string; channel: string } {
-  if (!isMapping(value)) fail(path, ctx, 'must be a mapping with token and channel (Slack Web API mode)');
-  knownKeys(value, ['token', 'channel'], path, ctx);
-  if (value.token === undefined) fail(`${path}.token`, ctx, 'is required (a bot token, xoxb-…; ${SLACK_BOT_TOKEN} reads it from the environment)');
-  if (value.channel === undefined) fail(`${path}.channel`, ctx, 'is required (a channel id such as C0123456789, or #name)');
-  const token = expandEnv(str(value.token, `${path}.token`, ctx).trim(), `${path}.token`, ctx);
-  if (!/^xox[a-z]-\S+$/.test(token)) fail(`${path}.token`, ctx, 'must be a Slack token (xoxb-…)');
-  const channel = expandEnv(str(value.channel, `${path}.channel`, ctx).trim(), `${path}.channel`, ctx);
-  return { token, channel };
+const SLACK_KEYS = [
+  'token', 'layout', 'channel', 'channelPrefix', 'private', 'invite', 'topic', 'archive', 'laterPhases', 'details', 'stateFile',
+] as const;
+/** Keys that only the Web API (a bot token) can honour. */
+const SLACK_WEB_API_KEYS = ['layout', 'channel', 'channelPrefix', 'private', 'invite', 'topic', 'archive'] as const;
+
+function bool(value: unknown, path: string, ctx: ParseContext): boolean {
+  if (typeof value !== 'boolean') fail(path, ctx, `must be true or false (got ${JSON.stringify(value)})`);
+  return value;
+}
+
+function statePath(value: unknown, path: string, ctx: ParseContext): string {
+  const text = expandEnv(str(value, path, ctx).trim(), path, ctx);
+  return isAbsolute(text) ? text : resolve(ctx.baseDir, text);
+}
+
+function parseSlack(value: unknown, path: string, ctx: ParseContext): SlackConfig {
+  if (!isMapping(value)) fail(path, ctx, 'must be a mapping (token, layout, channel, …; see README, Slack)');
+  knownKeys(value, SLACK_KEYS, path, ctx);
+  const out: SlackConfig = {};
+  if (value.token !== undefined) {
+    const token = expandEnv(str(value.token, `${path}.token`, ctx).trim(), `${path}.token`, ctx);
+    if (!/^xox[a-z]-\S+$/.test(token)) fail(`${path}.token`, ctx, 'must be a Slack bot token (xoxb-…)');
+    out.token = token;
+  } else {
+    for (const key of SLACK_WEB_API_KEYS) {
+      if (value[key] !== undefined) fail(`${path}.${key}`, ctx, 'needs slack.token (a bot token, Web API mode); an incoming webhook posts where it was created');
+    }
+  }
+  if (value.layout !== undefined) {
+    if (value.layout !== 'thread' && value.layout !== 'channel') fail(`${path}.layout`, ctx, `must be thread or channel (got ${JSON.stringify(value.layout)})`);
+    out.layout = value.layout;
+  }
+  const layout = out.token ? (out.layout ?? 'thread') : undefined;
+  if (value.channel !== undefined) {
+    if (layout === 'channel') fail(`${path}.channel`, ctx, 'is for the thread layout; the channel layout creates one channel per session (see channelPrefix)');
+    out.channel = expandEnv(str(value.channel, `${path}.channel`, ctx).trim(), `${path}.channel`, ctx);
+  } else if (layout === 'thread') {
+    fail(`${path}.channel`, ctx, 'is required for the thread layout (a channel id such as C0123456789, or #name)');
+  }
+  if (value.channelPrefix !== undefined) {
+    if (layout !== 'channel') fail(`${path}.channelPrefix`, ctx, 'is for the channel layout (layout: channel)');
+    const prefix = str(value.channelPrefix, `${path}.channelPrefix`, ctx);
+    if (!/^[a-z0-9_-]{1,40}$/.test(prefix)) fail(`${path}.channelPrefix`, ctx, 'must be 1-40 lowercase letters, digits, hyphens or underscores (Slack channel names allow nothing else)');
+    out.channelPrefix = prefix;
+  }
+  for (const key of ['private', 'topic', 'archive'] as const) {
+    if (value[key] === undefined) continue;
+    if (layout !== 'channel') fail(`${path}.${key}`, ctx, 'is for the channel layout (layout: channel)');
+    out[key] = bool(value[key], `${path}.${key}`, ctx);
+  }
+  if (value.invite !== undefined) {
+    if (layout !== 'channel') fail(`${path}.invite`, ctx, 'is for the channel layout (layout: channel)');
+    out.invite = list(value.invite, `${path}.invite`, ctx).map((id, i) => {
+      const user = expandEnv(id.trim(), `${path}.invite[${i}]`, ctx);
+      if (!/^[UW][A-Z0-9]{2,}$/.test(user)) fail(`${path}.invite[${i}]`, ctx, 'must be a Slack user id such as U0123ABCD (profile → ⋮ → Copy member ID)');
+      return user;
+    });
+  }
+  if (value.laterPhases !== undefined) {
+    const mode = value.laterPhases;
+    if (typeof mode !== 'string' || !(LATER_PHASES as readonly string[]).includes(mode)) {
+      fail(`${path}.laterPhases`, ctx, `must be one of ${LATER_PHASES.join(', ')} (got ${JSON.stringify(mode)})`);
+    }
+    if (!out.token && mode !== 'post' && mode !== 'hide') fail(`${path}.laterPhases`, ctx, 'an incoming webhook cannot edit or react: post or hide (or set slack.token)');
+    if (layout === 'thread' && mode === 'reply') fail(`${path}.laterPhases`, ctx, 'reply needs layout: channel (a reply in a thread cannot have replies)');
+    out.laterPhases = mode as LaterPhases;
+  }
+  if (value.details !== undefined) out.details = bool(value.details, `${path}.details`, ctx);
+  if (value.stateFile !== undefined) out.stateFile = statePath(value.stateFile, `${path}.stateFile`, ctx);
+  return out;
+}
+
+function parseDiscord(value: unknown, path: string, ctx: ParseContext): DiscordConfig {
+  if (!isMapping(value)) fail(path, ctx, 'must be a mapping (layout, laterPhases, details, stateFile)');
+  knownKeys(value, ['layout', 'laterPhases', 'details', 'stateFile'], path, ctx);
+  const out: DiscordConfig = {};
+  if (value.layout !== undefined) {
+    if (typeof value.layout !== 'string' || !(DISCORD_LAYOUTS as readonly string[]).includes(value.layout)) {
+      fail(`${path}.layout`, ctx, `must be one of ${DISCORD_LAYOUTS.join(', ')} (got ${JSON.stringify(value.layout)})`);
+    }
+    out.layout = value.layout as DiscordLayout;
+  }
+  if (value.laterPhases !== undefined) {
+    if (value.laterPhases !== 'post' && value.laterPhases !== 'hide') fail(`${path}.laterPhases`, ctx, `must be post or hide (got ${JSON.stringify(value.laterPhases)})`);
+    out.laterPhases = value.laterPhases;
+  }
+  if (value.details !== undefined) out.details = bool(value.details, `${path}.details`, ctx);
+  if (value.stateFile !== undefined) out.stateFile = statePath(value.stateFile, `${path}.stateFile`, ctx);
+  return out;
 }
 
 function parseSink(value: unknown, i: number, ctx: ParseContext): SinkConfig {
@@ -209,10 +316,17 @@ function parseSink(value: unknown, i: number, ctx: ParseContext): SinkConfig {
     if (transform?.kind !== 'builtin' || transform.name !== 'slack') fail(`${path}.slack`, ctx, 'only goes with transform: slack');
     slack = parseSlack(value.slack, `${path}.slack`, ctx);
   }
+  let discord: SinkConfig['discord'];
+  if (value.discord !== undefined) {
+    if (transform?.kind !== 'builtin' || transform.name !== 'discord') fail(`${path}.discord`, ctx, 'only goes with transform: discord');
+    discord = parseDiscord(value.discord, `${path}.discord`, ctx);
+  }
   let url: string;
   if (value.url !== undefined) url = httpUrl(value.url, `${path}.url`, ctx);
-  else if (slack) url = SLACK_WEB_API_URL;
-  else return fail(`${path}.url`, ctx, 'is required');
+  else if (slack?.token) url = SLACK_API_BASE;
+  else return fail(`${path}.url`, ctx, slack ? 'is required (an incoming webhook URL; or set slack.token for the Web API)' : 'is required');
+  // The Web API base: a URL written for the first Slack sink (…/api/chat.postMessage) still works.
+  if (slack?.token) url = url.replace(/\/chat\.postMessage\/?$/, '/').replace(/([^/])$/, '$1/');
   const headers = value.headers === undefined ? {} : parseHeaders(value.headers, `${path}.headers`, ctx);
   // user:pass@ in the URL becomes HTTP Basic auth; the URL that is kept (and hashed into the
   // default name) has no credentials.
@@ -242,6 +356,7 @@ function parseSink(value: unknown, i: number, ctx: ParseContext): SinkConfig {
   if (value.retry !== undefined) sink.retry = parseRetry(value.retry, `${path}.retry`, ctx);
   if (value.signing !== undefined) sink.signing = parseSigning(value.signing, `${path}.signing`, ctx);
   if (slack) sink.slack = slack;
+  if (discord) sink.discord = discord;
   return sink;
 }
 

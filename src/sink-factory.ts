@@ -23,7 +23,6 @@ import { HttpSender, type Sender } from '../exporters/delivery/sender.ts';
 import { defaultSinkName, withoutCredentials } from '../exporters/delivery/sink-url.ts';
 import { WebhookSink } from '../exporters/delivery/webhook-sink.ts';
 import { cloudEventsRenderer } from '../exporters/renderers/cloudevents.ts';
-import { TerminalDirectory } from '../exporters/renderers/directory.ts';
 import type { Renderer } from '../exporters/renderers/types.ts';
 import type { CloudEventSink } from '../exporters/sink.ts';
 import type { EventFilter } from '../exporters/sink-filter.ts';
@@ -46,6 +45,11 @@ export interface SinkSpec {
   /** The `options` a user renderer gets. */
   options?: Record<string, unknown>;
   concurrency?: number;
+  /**
+   * A sender around the HTTP one, for a service that needs several calls per request and keeps
+   * state of its own (the Slack Web API: channels, threads, edits).
+   */
+  sender?: (http: Sender, logger: Logger) => Sender;
 }
 
 export interface OutboxSettings {
@@ -74,14 +78,15 @@ export function outboxDirOf(base: string, sinkName: string): string {
   return join(base, sinkName);
 }
 
-export function createSender(spec: SinkSpec, clock?: Clock): Sender {
-  return new HttpSender({
+export function createSender(spec: SinkSpec, logger: Logger, clock?: Clock): Sender {
+  const http = new HttpSender({
     timeoutMs: spec.timeoutMs,
     headers: spec.headers,
     signingSecrets: spec.signingSecrets,
     connections: spec.concurrency ?? 1,
     now: clock ? () => clock.now() : undefined,
   });
+  return spec.sender ? spec.sender(http, logger) : http;
 }
 
 /** The sink's queue over a given storage (the sidecar's, or a replay's). */
@@ -90,7 +95,6 @@ export function createDeliveryQueue(
   storage: QueueStorage,
   losses: LossLog,
   env: SinkEnvironment,
-  agentName: (terminalId: string | undefined) => string | undefined = () => undefined,
 ): DeliveryQueue {
   const logger = env.logger.child({ sink: spec.name });
   const { metrics, onDelivered } = env;
@@ -98,8 +102,8 @@ export function createDeliveryQueue(
     name: spec.name,
     url: spec.url,
     renderer: spec.renderer,
-    context: { sink: spec.name, url: spec.url, options: Object.freeze({ ...(spec.options ?? {}) }), agentName },
-    sender: env.sender?.(spec) ?? createSender(spec, env.clock),
+    context: { sink: spec.name, url: spec.url, options: Object.freeze({ ...(spec.options ?? {}) }) },
+    sender: env.sender?.(spec) ?? createSender(spec, logger, env.clock),
     storage,
     losses,
     logger,
@@ -149,13 +153,11 @@ export function createWebhookSink(spec: SinkSpec, env: SinkEnvironment): Webhook
   const logger = env.logger.child({ sink: spec.name });
   const losses = new LossLog(logger, { clock: env.clock });
   const storage = env.outbox ? openOutbox(spec, env.outbox, losses, env) : new MemoryStorage({ maxEvents: spec.maxQueue, losses });
-  const directory = new TerminalDirectory();
   const sink = new WebhookSink({
     name: spec.name,
-    queue: createDeliveryQueue(spec, storage, losses, env, (id) => directory.agentName(id)),
+    queue: createDeliveryQueue(spec, storage, losses, env),
     filter: spec.filter,
     content: spec.content,
-    observe: (event) => directory.learn(event),
   });
   env.metrics?.observeSink(sink);
   return sink;

@@ -7,16 +7,17 @@
  * naming the sink and the module path.
  */
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import type { WebhookSink } from '../exporters/delivery/webhook-sink.ts';
 import { cloudEventsRenderer } from '../exporters/renderers/cloudevents.ts';
-import { createDiscordTransform } from '../exporters/renderers/discord.ts';
-import { createSlackTransform } from '../exporters/renderers/slack.ts';
+import { createDiscordSink } from '../exporters/renderers/discord.ts';
+import { createSlackSink } from '../exporters/renderers/slack.ts';
 import type { EventTransformFunction, Renderer, SinkTransform } from '../exporters/renderers/types.ts';
 import { compileFilter } from '../exporters/sink-filter.ts';
 import type { Config } from './config.ts';
 import { ConfigError } from './config-error.ts';
 import type { SinkConfig, TransformRef } from './sink-config.ts';
-import { type SinkEnvironment, type SinkSpec, cloudEventsSinkSpec, createWebhookSink } from './sink-factory.ts';
+import { type SinkEnvironment, type SinkSpec, cloudEventsSinkSpec, createWebhookSink, outboxDirOf } from './sink-factory.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -97,28 +98,56 @@ function loadModuleTransform(ref: Extract<TransformRef, { kind: 'module' }>, sin
   return transform;
 }
 
+/** A sink's renderer (and, for a service with state of its own, its sender). */
+export interface ResolvedRenderer {
+  renderer: Renderer;
+  sender?: SinkSpec['sender'];
+}
+
+/**
+ * Where a chat sink keeps its session map (Slack's channels and threads, Discord's forum
+ * posts): `stateFile` when given, else next to the sink's outbox (`<outbox.dir>/<sink>/<file>`),
+ * else nowhere (memory only).
+ */
+export function chatStateFile(sink: SinkConfig, stateFile: string | undefined, outboxDir: string | undefined, file: string): string | undefined {
+  if (stateFile) return stateFile;
+  return outboxDir ? join(outboxDirOf(outboxDir, sink.name), file) : undefined;
+}
+
+export const SLACK_STATE_FILE = 'slack-sessions.json';
+export const DISCORD_STATE_FILE = 'discord-sessions.json';
+
 /** A sink's renderer: its transform (built-in or module), else its CloudEvents content mode. */
-export function resolveRenderer(sink: SinkConfig, index: number): Renderer {
+export function resolveRenderer(sink: SinkConfig, index: number, outboxDir?: string): ResolvedRenderer {
   const ref = sink.transform;
-  if (!ref) return cloudEventsRenderer(sink.mode);
-  if (ref.kind === 'module') return loadModuleTransform(ref, sink, index);
+  if (!ref) return { renderer: cloudEventsRenderer(sink.mode) };
+  if (ref.kind === 'module') return { renderer: loadModuleTransform(ref, sink, index) };
   switch (ref.name) {
-    case 'slack':
-      return createSlackTransform(sink.slack ?? {});
-    case 'discord':
-      return createDiscordTransform();
+    case 'slack': {
+      const options = sink.slack ?? {};
+      const stateFile = chatStateFile(sink, options.stateFile, outboxDir, SLACK_STATE_FILE);
+      const parts = createSlackSink({ ...options, ...(stateFile ? { stateFile } : {}) });
+      return { renderer: parts.renderer, ...(parts.sender ? { sender: parts.sender } : {}) };
+    }
+    case 'discord': {
+      const options = sink.discord ?? {};
+      const stateFile = chatStateFile(sink, options.stateFile, outboxDir, DISCORD_STATE_FILE);
+      const parts = createDiscordSink({ ...options, ...(stateFile ? { stateFile } : {}) });
+      return { renderer: parts.renderer, sender: parts.sender };
+    }
   }
 }
 
 /** The sinks of a configuration: the `sinks:` entries, then the callback URL's sink. Throws ConfigError. */
-export function sinkSpecs(config: Pick<Config, 'sinks' | 'callbackUrl' | 'mode' | 'timeoutMs' | 'maxQueue' | 'retry'>): SinkSpec[] {
+export function sinkSpecs(config: Pick<Config, 'sinks' | 'callbackUrl' | 'mode' | 'timeoutMs' | 'maxQueue' | 'retry'> & { outbox?: { dir?: string } }): SinkSpec[] {
   const entries = config.sinks ?? [];
-  const renderers = entries.map((entry, i) => resolveRenderer(entry, i)); // all load before any sink starts
+  const renderers = entries.map((entry, i) => resolveRenderer(entry, i, config.outbox?.dir)); // all load before any sink starts
   const budget = config.retry?.maxElapsedMs;
   const specs: SinkSpec[] = entries.map((entry, i) => ({
     name: entry.name,
     url: entry.url,
-    renderer: renderers[i]!,
+    renderer: renderers[i]!.renderer,
+    ...(renderers[i]!.sender ? { sender: renderers[i]!.sender } : {}),
     headers: entry.headers,
     signingSecrets: entry.signing?.secrets,
     timeoutMs: entry.timeoutMs ?? config.timeoutMs,

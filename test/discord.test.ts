@@ -51,17 +51,36 @@ describe('discord', () => {
     runtime.record(say('cao-discord', 'thanks', DEV, SUP));
     await runtime.telemetry.forceFlush();
     assert.deepEqual(discord.refused, []);
-    assert.deepEqual(discord.messages.map((m) => m.username), ['cao-events', 'code_supervisor', 'developer', 'code_supervisor', 'developer']);
+    assert.deepEqual(discord.messages.map((m) => m.username), ['cao-events', 'code_supervisor', 'developer', 'code_supervisor', 'developer'], 'names, not terminal ids');
     assert.ok(discord.messages.every((m) => JSON.stringify(m.allowed_mentions) === '{"parse":[]}'), 'allowed_mentions: {parse: []} on every message');
     assert.deepEqual(discord.pings, [], 'nothing pinged');
     const said = discord.messages[3]!.embeds[0]!;
-    assert.equal(said.title, `→ developer (${DEV}) · send_message (delivered)`);
+    assert.equal(said.title, '→ developer · ✓ received', 'first seen delivered: the message, marked received');
     assert.equal(said.description, '@everyone look: <@123456789> and @here, **done**', 'the text is kept as written');
-    assert.equal(said.footer?.text, 'session cao-discord · observed by poller');
+    assert.equal(said.footer?.text, 'cao-discord', 'the session; no source or phase words');
     assert.match(String(said.timestamp), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
-    assert.equal(discord.messages[1]!.embeds[0]!.title, `terminal ${SUP} (code_supervisor, kiro_cli) joined`);
+    assert.equal(discord.messages[1]!.embeds[0]!.title, 'code_supervisor joined (kiro_cli)');
+    assert.ok(!JSON.stringify(discord.messages).includes(SUP) && !JSON.stringify(discord.messages).includes(DEV), 'no terminal ids');
     await runtime.close();
     await discord.close();
+  });
+
+  it('each message once: a later phase of a message already posted is not posted again (laterPhases: post posts it; details: true names phases and sources)', async () => {
+    for (const [extra, expected] of [
+      ['', [['→ developer · task', 'cao-once']]],
+      ['    discord: { laterPhases: post, details: true }\n', [['→ developer · task', 'cao-once · assign · dispatched · observed by gateway'], ['→ developer · task · ✓ received', 'cao-once · assign · delivered · observed by plugin']]],
+    ] as const) {
+      const discord = await startDiscordFake();
+      const runtime = start(discord.webhookUrl, `    filter: { types: [message_sent] }\n${extra}`);
+      for (const e of team('cao-once')) runtime.record(e);
+      runtime.record({ type: 'message_sent', sessionName: 'cao-once', sender: SUP, receiver: DEV, orchestrationType: 'assign', phase: 'dispatched', message: 'Build it', source: 'gateway' });
+      runtime.record({ type: 'message_sent', sessionName: 'cao-once', sender: SUP, receiver: DEV, orchestrationType: 'assign', phase: 'delivered', message: 'Build it', source: 'plugin' });
+      await runtime.telemetry.forceFlush();
+      await waitFor(() => sinkOf(runtime).stats.queued === 0 && sinkOf(runtime).stats.inFlight === 0, 10_000, 'idle');
+      assert.deepEqual(discord.messages.flatMap((m) => m.embeds).map((e) => [e.title, e.footer?.text]), expected);
+      await runtime.close();
+      await discord.close();
+    }
   });
 
   it('keeps within Discord\'s limits: descriptions ≤ 4096, ≤ 10 embeds and ≤ 6000 characters a message, usernames Discord accepts', async () => {
@@ -116,6 +135,63 @@ describe('discord', () => {
     const retry = logs.lines().find((l) => l.msg === 'cloudevent delivery failed, will retry');
     assert.equal(retry?.reason, 'HTTP 429');
     assert.ok(Number(retry?.retryInMs) >= 1500, `waited retry_after, not the 10-20 ms back-off (${retry?.retryInMs})`);
+    await runtime.close();
+    await discord.close();
+  });
+
+  it('forum layout: each session one forum post named after it; a restart keeps posting into the same post; re-sightings not shown', async () => {
+    const discord = await startDiscordFake({ forum: true });
+    const outbox = mkdtempSync(join(dir, 'outbox-'));
+    const config = (name: string) => {
+      const path = join(dir, `${name}.yaml`);
+      writeFileSync(path, `outbox: { dir: ${outbox} }\nsinks:\n  - name: discord\n    url: ${discord.webhookUrl}\n    transform: discord\n    discord: { layout: forum }\n`);
+      return path;
+    };
+    const first = startRuntime(loadConfig({ configPath: config('forum-1') }), createLogger('silent'), { env: {} });
+    for (const e of [...team('cao-forum-a'), ...team('cao-forum-b')]) first.record(e);
+    first.record(say('cao-forum-a', 'A before'));
+    first.record(say('cao-forum-b', 'B before'));
+    await first.telemetry.forceFlush();
+    await waitFor(() => sinkOf(first).stats.queued === 0 && sinkOf(first).stats.inFlight === 0, 20_000, 'idle');
+    await first.close();
+    assert.deepEqual([...discord.threads.values()].map((t) => t.name).sort(), ['cao-forum-a', 'cao-forum-b']);
+    const threadOf = (name: string) => [...discord.threads.values()].find((t) => t.name === name)!.id;
+
+    discord.archiveThread(threadOf('cao-forum-a')); // Discord archives idle posts; a webhook message unarchives it
+    const second = startRuntime(loadConfig({ configPath: config('forum-2') }), createLogger('silent'), { env: {} });
+    for (const e of team('cao-forum-a')) second.record({ ...e, source: 'poller' }); // seen anew after the restart
+    second.record(say('cao-forum-a', 'A after', DEV, SUP));
+    await second.telemetry.forceFlush();
+    await waitFor(() => sinkOf(second).stats.queued === 0 && sinkOf(second).stats.inFlight === 0, 20_000, 'idle');
+    assert.deepEqual(discord.refused, []);
+    assert.equal(discord.threads.size, 2, 'no new forum post after the restart');
+    const inA = discord.messages.filter((m) => m.thread === threadOf('cao-forum-a')).flatMap((m) => m.embeds.map((e) => e.description ?? e.title));
+    assert.deepEqual(inA, ['session cao-forum-a started', 'code_supervisor joined (kiro_cli)', 'developer joined (claude_code)', 'A before', 'A after']);
+    assert.equal(discord.threads.get(threadOf('cao-forum-a'))!.archived, false);
+    assert.ok(discord.messages.every((m) => m.thread !== undefined), 'every message in a forum post');
+    assert.ok(discord.messages.every((m) => m.embeds.every((e) => e.footer === undefined)), 'the post names the session; no footer needed');
+    await second.close();
+    await discord.close();
+  });
+
+  it('forum layout: a forum post deleted under the session (10003 Unknown Channel) is reported; the next message opens a new post', async () => {
+    const discord = await startDiscordFake({ forum: true });
+    const logs = logCapture();
+    const runtime = start(discord.webhookUrl, '    discord: { layout: forum }\n    filter: { types: [message_sent] }\n', logs);
+    for (const e of team('cao-gone-post')) runtime.record(e);
+    runtime.record(say('cao-gone-post', 'first'));
+    await runtime.telemetry.forceFlush();
+    await waitFor(() => discord.messages.length === 1, 10_000, 'the first message');
+    discord.deleteThread(discord.messages[0]!.thread!);
+    runtime.record(say('cao-gone-post', 'lost with the post', DEV, SUP));
+    await runtime.telemetry.forceFlush();
+    await waitFor(() => sinkOf(runtime).stats.failed === 1, 10_000, 'the message to the deleted post given up');
+    runtime.record(say('cao-gone-post', 'third'));
+    await runtime.telemetry.forceFlush();
+    await waitFor(() => discord.messages.length === 2, 10_000, 'the next message');
+    assert.equal(discord.threads.size, 2);
+    assert.notEqual(discord.messages[1]!.thread, discord.messages[0]!.thread, 'a new forum post');
+    assert.ok(logs.lines().some((l) => /the session's forum post is gone; the next message opens a new one/.test(String(l.reason))));
     await runtime.close();
     await discord.close();
   });

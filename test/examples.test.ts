@@ -32,3 +32,30 @@ describe('examples/slack-bridge-receiver.ts', () => {
     assert.ok(lines.some((l) => /reviewer \([0-9a-f]{8}\) → code_supervisor \([0-9a-f]{8}\) \[handoff completed\]/.test(l)));
   });
 });
+
+describe('examples/slack-demo.ts', () => {
+  it('prints the demo session as a Slack channel reads (channel layout, local Slack stand-in)', async () => {
+    const script = new URL('../examples/slack-demo.ts', import.meta.url).pathname;
+    const child = spawn(process.execPath, [script, 'channel']);
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c));
+    child.stderr.on('data', (c: Buffer) => (err += c));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    assert.equal(code, 0, err);
+    const lines = out.trim().split('\n');
+    assert.match(lines[0]!, /^#cao-demo {2}\(topic: CAO session cao-demo · ended .* · 6 messages between code_supervisor, developer, tester, reviewer\)$/);
+    assert.deepEqual(
+      lines.filter((l) => l.includes(' → ')).map((l) => l.trim().replace(/ {2}·  ✓ received$/, '')),
+      [
+        '*code_supervisor* → *developer*  ·  _task_',
+        '*code_supervisor* → *tester*  ·  _task_',
+        '*code_supervisor* → *reviewer*  ·  _handoff_',
+        '*reviewer* → *code_supervisor*  ·  _handoff result_',
+        '*developer* → *code_supervisor*',
+        '*tester* → *code_supervisor*',
+      ],
+    );
+    assert.match(err, /0 failed/);
+  });
+});

@@ -91,7 +91,7 @@ sinks:
       retry: { maxAttempts: 3, initialDelayMs: 100, maxDelayMs: 1000 },
     });
     assert.deepEqual(config.sinks[1]!.transform, { kind: 'builtin', name: 'slack' });
-    assert.equal(config.sinks[1]!.url, 'https://slack.com/api/chat.postMessage', 'Web API mode needs no url');
+    assert.equal(config.sinks[1]!.url, 'https://slack.com/api/', 'Web API mode needs no url (the API base)');
     assert.deepEqual(config.sinks[1]!.slack, { token: 'xoxb-1-2-abc', channel: 'C0CAOEVENTS' });
     assert.match(config.sinks[2]!.name, /^127\.0\.0\.1-9-[0-9a-f]{8}$/, 'an unnamed sink: host, port and a hash of the URL, never its path');
     assert.deepEqual(config.sinks[2]!.transform, { kind: 'module', spec: './my-transform.mjs', path: join(dir, 'my-transform.mjs') });
@@ -108,7 +108,18 @@ sinks:
     ['a content mode with a transform', 'sinks:\n  - url: http://127.0.0.1:1/\n    transform: discord\n    mode: binary\n', /^sinks\[0\]\.mode .*a sink with a transform has none/],
     ['a bad content policy', 'sinks:\n  - url: http://127.0.0.1:1/\n    content: truncate:0\n', /^sinks\[0\]\.content .*full, none or truncate:N/],
     ['slack settings without the slack transform', 'sinks:\n  - url: http://127.0.0.1:1/\n    slack: { token: xoxb-1, channel: C1 }\n', /^sinks\[0\]\.slack .*only goes with transform: slack/],
-    ['a Slack token that is not one', 'sinks:\n  - transform: slack\n    slack: { token: hunter2, channel: C1 }\n', /^sinks\[0\]\.slack\.token .*must be a Slack token/],
+    ['a Slack token that is not one', 'sinks:\n  - transform: slack\n    slack: { token: hunter2, channel: C1 }\n', /^sinks\[0\]\.slack\.token .*must be a Slack bot token/],
+    ['a Slack thread layout without a channel', 'sinks:\n  - transform: slack\n    slack: { token: xoxb-1 }\n', /^sinks\[0\]\.slack\.channel .*is required for the thread layout/],
+    ['a Slack channel layout given a channel', 'sinks:\n  - transform: slack\n    slack: { token: xoxb-1, layout: channel, channel: C1 }\n', /^sinks\[0\]\.slack\.channel .*is for the thread layout/],
+    ['an unknown Slack layout', 'sinks:\n  - transform: slack\n    slack: { token: xoxb-1, layout: dm }\n', /^sinks\[0\]\.slack\.layout .*must be thread or channel/],
+    ['Slack replies inside a thread', 'sinks:\n  - transform: slack\n    slack: { token: xoxb-1, channel: C1, laterPhases: reply }\n', /^sinks\[0\]\.slack\.laterPhases .*reply needs layout: channel/],
+    ['a Slack webhook asked to edit', 'sinks:\n  - transform: slack\n    url: http://127.0.0.1:1/\n    slack: { laterPhases: edit }\n', /^sinks\[0\]\.slack\.laterPhases .*cannot edit or react/],
+    ['a Slack webhook asked for a channel layout', 'sinks:\n  - transform: slack\n    url: http://127.0.0.1:1/\n    slack: { layout: channel }\n', /^sinks\[0\]\.slack\.layout .*needs slack\.token/],
+    ['a Slack invitee that is not a user id', 'sinks:\n  - transform: slack\n    slack: { token: xoxb-1, layout: channel, invite: [alice] }\n', /^sinks\[0\]\.slack\.invite\[0\] .*Slack user id/],
+    ['a Slack channel prefix Slack would refuse', 'sinks:\n  - transform: slack\n    slack: { token: xoxb-1, layout: channel, channelPrefix: "CAO " }\n', /^sinks\[0\]\.slack\.channelPrefix .*lowercase letters/],
+    ['a Slack webhook sink without url', 'sinks:\n  - transform: slack\n    slack: { details: true }\n', /^sinks\[0\]\.url .*incoming webhook URL; or set slack\.token/],
+    ['an unknown Discord layout', 'sinks:\n  - transform: discord\n    url: http://127.0.0.1:1/\n    discord: { layout: thread }\n', /^sinks\[0\]\.discord\.layout .*must be one of channel, forum/],
+    ['discord settings without the discord transform', 'sinks:\n  - url: http://127.0.0.1:1/\n    discord: { layout: forum }\n', /^sinks\[0\]\.discord .*only goes with transform: discord/],
     ['a reserved header', 'sinks:\n  - url: http://127.0.0.1:1/\n    headers: { Webhook-Signature: x }\n', /^sinks\[0\]\.headers\.Webhook-Signature .*set by cao-events/],
     ['retry delays the wrong way round', 'sinks:\n  - url: http://127.0.0.1:1/\n    retry: { initialDelayMs: 5000, maxDelayMs: 10 }\n', /^sinks\[0\]\.retry\.initialDelayMs .*not be larger than maxDelayMs/],
     ['a duplicate name', 'sinks:\n  - { name: a, url: "http://127.0.0.1:1/" }\n  - { name: a, url: "http://127.0.0.1:2/" }\n', /^sinks\[1\]\.name .*duplicate sink name "a"/],
@@ -209,7 +220,7 @@ sinks:
     assert.equal(card.contentType, 'application/vnd.microsoft.card.adaptive');
     assert.equal(card.content.type, 'AdaptiveCard');
     const texts = card.content.body.map((b) => b.text).filter(Boolean);
-    assert.deepEqual(texts, ['CAO agents', `code_supervisor (${SUP}) → developer (${DEV})`, 'Build the parser for cao-prod-1, all of it, with tests']);
+    assert.deepEqual(texts, ['CAO agents', 'code_supervisor → developer', 'Build the parser for cao-prod-1, all of it, with tests'], 'agents by the names the events carry');
     assert.deepEqual(card.content.body.at(-1)!.facts, [{ title: 'Session', value: 'cao-prod-1' }, { title: 'Type', value: 'assign (dispatched)' }]);
     assert.equal(teams.requests[0]!.headers['content-type'], 'application/json; charset=utf-8');
     assert.equal(teams.requests[0]!.headers['x-source'], 'cao-events');

@@ -13,8 +13,9 @@
  *       filter: { types: [message_sent], phases: [dispatched] }
  *
  * The contract: the default export gets one CloudEvent (its `data` is the flat CAO event:
- * event_type, session_name, sender, receiver, message, orchestration_type, phase, …) and a
- * context ({sink, url, options, agentName(terminalId)}), and returns {body, headers?, url?} —
+ * event_type, session_name, sender, sender_agent, receiver, receiver_agent, message,
+ * orchestration_type, phase, …: each message names its agents) and a context ({sink, url,
+ * options}), and returns {body, headers?, url?} —
  * a body that is not a string is sent as JSON — or null to send nothing. It may be async. It is
  * loaded once at start-up; if it fails to load, cao-events does not start.
  */
@@ -24,10 +25,9 @@ function plain(text) {
   return String(text).replace(/[<>]/g, (c) => (c === '<' ? '&lt;' : '&gt;'));
 }
 
-function who(context, terminalId) {
-  if (!terminalId) return 'unknown';
-  const name = context.agentName(terminalId);
-  return name ? `${name} (${terminalId})` : terminalId;
+/** An agent by its profile name (`developer`), else its terminal id. */
+function who(agent, terminalId) {
+  return agent || terminalId || 'someone';
 }
 
 export default function teamsCard(event, context) {
@@ -43,7 +43,7 @@ export default function teamsCard(event, context) {
     version: '1.4',
     body: [
       { type: 'TextBlock', size: 'Small', isSubtle: true, text: plain(context.options.title ?? 'CAO') },
-      { type: 'TextBlock', weight: 'Bolder', wrap: true, text: `${plain(who(context, data.sender))} → ${plain(who(context, data.receiver))}` },
+      { type: 'TextBlock', weight: 'Bolder', wrap: true, text: `${plain(who(data.sender_agent, data.sender))} → ${plain(who(data.receiver_agent, data.receiver))}` },
       ...(data.message !== undefined ? [{ type: 'TextBlock', wrap: true, text: plain(data.message) }] : []),
       { type: 'FactSet', facts },
     ],

@@ -27,8 +27,6 @@ export interface ReplayTarget {
   dir: string;
   /** Builds the sink's queue (renderer, sender, retry policy) over a storage. */
   queue(storage: QueueStorage, losses: LossLog): DeliveryQueue;
-  /** Sees every dead letter about to be replayed first (a renderer learns agent names from them). */
-  observe?(event: CloudEventV1<unknown>): void;
   /** Memory window for pending replay (the sink's maxQueue). */
   maxQueue: number;
   maxBytes: number;
@@ -76,7 +74,6 @@ export async function replayDeadLetters(target: ReplayTarget, options: ReplayOpt
   }
   const selected = lines.filter((l) => after(options.since)(l.event));
   result.selected = selected.length;
-  for (const l of lines) target.observe?.(l.event);
   const delivered = new Set<string>();
   if (selected.length > 0) {
     const losses = new LossLog(options.logger);

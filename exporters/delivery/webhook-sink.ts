@@ -16,8 +16,6 @@ export interface WebhookSinkOptions {
   queue: DeliveryQueue;
   filter?: EventFilter;
   content?: ContentPolicy;
-  /** Sees every event offered, before the filter (e.g. to learn agent names). */
-  observe?: (event: CloudEventV1<unknown>) => void;
 }
 
 export class WebhookSink implements CloudEventSink {
@@ -25,7 +23,6 @@ export class WebhookSink implements CloudEventSink {
   readonly #queue: DeliveryQueue;
   readonly #filter: EventFilter | undefined;
   readonly #content: ContentPolicy | undefined;
-  readonly #observe: WebhookSinkOptions['observe'];
   #filtered = 0;
 
   constructor(options: WebhookSinkOptions) {
@@ -33,7 +30,6 @@ export class WebhookSink implements CloudEventSink {
     this.#queue = options.queue;
     this.#filter = options.filter;
     this.#content = options.content?.kind === 'full' ? undefined : options.content;
-    this.#observe = options.observe;
   }
 
   get stats(): SinkStats {
@@ -43,11 +39,6 @@ export class WebhookSink implements CloudEventSink {
   enqueue(events: readonly CloudEventV1<unknown>[]): void {
     const accepted: CloudEventV1<unknown>[] = [];
     for (const event of events) {
-      try {
-        this.#observe?.(event);
-      } catch {
-        // learning names is a nicety; it never costs an event
-      }
       if (this.#filter && !this.#filter(event)) {
         this.#filtered += 1;
         continue;

@@ -1,285 +1,222 @@
 /**
- * The built-in `slack` transform: CAO events as Block Kit messages (who → whom, orchestration
- * type and phase, the message, the session as context).
+ * The built-in `slack` sink: each CAO session reads as a conversation a person can follow.
  *
- * - Incoming-webhook mode (the sink URL is a hooks.slack.com webhook): one message per request.
- * - Web API mode (`slack: {token, channel}`): `chat.postMessage` with a bot token; the first
- *   message of a CAO session starts a thread and every later event of that session is posted in
- *   it (`thread_ts` kept per session), so a whole session reads as one conversation.
+ * - Incoming webhook (`url`: a hooks.slack.com webhook): one post per agent message (lifecycle
+ *   lines share a post), into the webhook's channel. A webhook cannot edit, so a message's later
+ *   phases are hidden (`laterPhases: hide`) or posted (`post`).
+ * - Web API (`slack.token`, a bot token), two layouts:
+ *   - `thread`: one thread per session in the configured channel; the parent names the session
+ *     and, once it ended, sums it up;
+ *   - `channel`: one channel per session, named after the session within Slack's naming rules,
+ *     its topic the session's summary, optional invitees, optionally archived when it ends.
+ *   A message's later phases edit its post (default), add a reaction, reply quietly in its thread
+ *   (channel layout), are posted, or hidden.
  *
- * Slack's limits are respected: section text ≤ 3000 characters (long messages are split over
- * several sections, and beyond ~9000 characters cut with a marker), ≤ 50 blocks per message,
- * and about one message per second per webhook or channel: requests are spaced 1.1 s apart and
- * a burst in between is coalesced into the next message (never dropped); a 429's Retry-After is
- * honoured. Agent text is escaped (&, <, >), so it can never form a mention such as <!channel>.
+ * The layers stay as everywhere: this renderer plans (conversation.ts → plan.ts) against the
+ * session map (Slack's own state: places, posts, names), persisted next to the outbox so a
+ * restart keeps posting into the same thread or channel; the Web API sender (web-api.ts) carries
+ * plans out; the delivery queue orders, retries and keeps them. Slack's documented rules are in
+ * slack/rules.ts.
  */
-import type { CaoEventData } from '../transform.ts';
-import { eventTimeMs, fitText, lifecycleSentence, messageAgents, splitText, takePiece, who } from './text.ts';
-import type {
-  CaoCloudEventLike,
-  ResponseVerdict,
-  Renderer,
-  RenderContext,
-  RenderedRequest,
-  TransformResponse,
-} from './types.ts';
+import type { Logger } from 'pino';
+import type { Sender } from '../delivery/sender.ts';
+import { SessionStore } from './session-store.ts';
+import { type ConversationOptions, type LaterPhases, planBatch } from './slack/conversation.ts';
+import type { SlackPlan } from './slack/plan.ts';
+import { METHOD_SCOPES, POST_INTERVAL_MS, SLACK_API_BASE, type SlackMethod, WEBHOOK_GONE, classifySlackError, slackErrorCode } from './slack/rules.ts';
+import { type SlackSessionRecord, applyMarks, parseRecord } from './slack/session-record.ts';
+import { SlackWebApiSender } from './slack/web-api.ts';
+import { sessionOf } from './text.ts';
+import type { CaoCloudEventLike, Renderer, RenderedRequest, ResponseVerdict, TransformResponse } from './types.ts';
 
-export const SLACK_WEB_API_URL = 'https://slack.com/api/chat.postMessage';
+export { SLACK_API_BASE, SLACK_LIMITS, slackChannelName, slackEscape } from './slack/rules.ts';
 
-export const SLACK_LIMITS = {
-  sectionText: 3000,
-  headerText: 150,
-  blocks: 50,
-  /**
-   * Text carried by one message's blocks, in total. Slack documents none, but answers
-   * `msg_blocks_too_long` somewhat above 13,000 characters; this stays below.
-   */
-  messageChars: 12_000,
-  /** One agent message at most (then cut with a marker). */
-  perEventChars: 9_000,
-  fallbackText: 300,
-  /** Slack: about one message per second per webhook / per channel. */
-  minIntervalMs: 1_100,
-} as const;
+/** Kept for configurations written for the first Slack sink: a chat.postMessage URL is the API base. */
+export const SLACK_WEB_API_URL = SLACK_API_BASE;
+
+export const SLACK_LAYOUTS = ['thread', 'channel'] as const;
+export type SlackWebLayout = (typeof SLACK_LAYOUTS)[number];
 
 export interface SlackOptions {
   /** Bot token (xoxb-…): Web API mode. Without it: incoming-webhook mode. */
   token?: string;
-  /** Channel id or name (Web API mode). */
+  layout?: SlackWebLayout;
+  /** Thread layout: the channel the session threads go to (an id such as C0123456789, or #name). */
   channel?: string;
-  /** Sessions whose thread is remembered at most. */
-  maxThreads?: number;
+  /** Channel layout: channel names are `<prefix><session name>`. */
+  channelPrefix?: string;
+  /** Channel layout: private channels. */
+  private?: boolean;
+  /** Channel layout: user ids invited into every new channel. */
+  invite?: string[];
+  /** Channel layout: set the channel topic (default true). */
+  topic?: boolean;
+  /** Channel layout: archive the channel when the session ends (default false). */
+  archive?: boolean;
+  /** How a message's later phases show (default: edit with the Web API, hide with a webhook). */
+  laterPhases?: LaterPhases;
+  /** Show orchestration types, phases, observers and exact times (default false). */
+  details?: boolean;
+  /** Where the session map is kept; undefined: memory only. */
+  stateFile?: string;
+  /** Sessions remembered at most (default 200; ended ones are forgotten first). */
+  maxSessions?: number;
+  /** For tests. */
+  now?: () => number;
 }
 
-type TextObject = { type: 'mrkdwn' | 'plain_text'; text: string };
-export type SlackBlock =
-  | { type: 'section'; text: TextObject }
-  | { type: 'context'; elements: TextObject[] }
-  | { type: 'header'; text: TextObject };
-
-/** Escapes the three characters Slack's mrkdwn requires escaped; this also defuses <!channel>, <@U…>. */
-export function slackEscape(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+export interface SlackSinkParts {
+  renderer: Renderer;
+  /** Web API mode: the sender that carries plans out, around the sink's HTTP sender. */
+  sender?: (http: Sender, logger: Logger) => Sender;
+  sessions: SessionStore<SlackSessionRecord>;
 }
 
-const EMOJI: Record<string, string> = {
-  session_created: ':large_green_circle:',
-  session_killed: ':red_circle:',
-  terminal_created: ':heavy_plus_sign:',
-  terminal_killed: ':heavy_minus_sign:',
-  assign: ':clipboard:',
-  handoff: ':handshake:',
-  send_message: ':speech_balloon:',
-};
+export const SLACK_STATE_FORMAT = 'cao-events.slack-sessions';
+/** Events in one plan at most. */
+const PLAN_EVENTS = 20;
 
-function dataOf(event: CaoCloudEventLike): CaoEventData {
-  return (event.data ?? { event_type: 'session_created' }) as CaoEventData;
-}
-
-function sessionOf(event: CaoCloudEventLike): string {
-  const data = dataOf(event);
-  return data.session_name ?? event.subject ?? data.session_id ?? '';
-}
-
-function contextLine(event: CaoCloudEventLike): string {
-  const data = dataOf(event);
-  const parts = [`session *${slackEscape(sessionOf(event))}*`];
-  if (data.observed_by) parts.push(`observed by ${slackEscape(data.observed_by)}`);
-  const ms = eventTimeMs(event.time);
-  if (ms !== undefined) {
-    const iso = new Date(ms).toISOString();
-    parts.push(`<!date^${Math.floor(ms / 1000)}^{date_short_pretty} {time_secs}|${iso}>`);
-  }
-  return parts.join('  ·  ');
-}
-
-interface Rendered {
-  blocks: SlackBlock[];
-  chars: number;
-}
-
-function mrkdwn(text: string): TextObject {
-  return { type: 'mrkdwn', text };
-}
-
-/** The blocks of one event. */
-export function renderSlackEvent(event: CaoCloudEventLike, context: RenderContext): Rendered {
-  const data = dataOf(event);
-  const blocks: SlackBlock[] = [];
-  if (data.event_type === 'message_sent') {
-    const orchestration = data.orchestration_type ?? 'message';
-    const agents = messageAgents(data);
-    const heading =
-      `${EMOJI[orchestration] ?? EMOJI.send_message} *${slackEscape(who(context, data.sender, agents.sender))}* → ` +
-      `*${slackEscape(who(context, data.receiver, agents.receiver))}*  ·  \`${slackEscape(orchestration)}\`` +
-      (data.phase ? ` _${slackEscape(data.phase)}_` : '');
-    if (data.message === undefined) {
-      blocks.push({ type: 'section', text: mrkdwn(fitText(heading, SLACK_LIMITS.sectionText)) });
-    } else {
-      const body = fitText(slackEscape(data.message), SLACK_LIMITS.perEventChars, (rest) => `… _[${rest} more characters not shown]_`);
-      const head = fitText(heading, 500);
-      const [first, rest] = takePiece(body, SLACK_LIMITS.sectionText - head.length - 1);
-      blocks.push({ type: 'section', text: mrkdwn(`${head}\n${first}`) });
-      if (rest) {
-        for (const piece of splitText(rest, SLACK_LIMITS.sectionText)) blocks.push({ type: 'section', text: mrkdwn(piece) });
-      }
-    }
-    blocks.push({ type: 'context', elements: [mrkdwn(fitText(contextLine(event), SLACK_LIMITS.sectionText))] });
-  } else {
-    const line = `${EMOJI[data.event_type] ?? ''} ${slackEscape(lifecycleSentence(data, context))}  ·  ${contextLine(event)}`;
-    blocks.push({ type: 'context', elements: [mrkdwn(fitText(line.trim(), SLACK_LIMITS.sectionText))] });
-  }
-  const chars = blocks.reduce(
-    (n, b) => n + (b.type === 'context' ? b.elements.reduce((m, e) => m + e.text.length, 0) : b.text.text.length),
-    0,
-  );
-  return { blocks, chars };
-}
-
-/** The notification text (shown in notifications and where blocks cannot be). */
-function fallbackText(events: readonly CaoCloudEventLike[], context: RenderContext): string {
-  const first = dataOf(events[0]!);
-  let text: string;
-  if (events.length === 1 && first.event_type === 'message_sent') {
-    const agents = messageAgents(first);
-    text = `${who(context, first.sender, agents.sender)} → ${who(context, first.receiver, agents.receiver)} (${first.orchestration_type ?? 'message'})` +
-      (first.message !== undefined ? `: ${first.message}` : '');
-  } else if (events.length === 1) {
-    text = lifecycleSentence(first, context);
-  } else {
-    text = `${events.length} CAO events in ${sessionOf(events[0]!)}`;
-  }
-  return fitText(slackEscape(text), SLACK_LIMITS.fallbackText, () => '…');
-}
-
-/** Packs as many events as fit into one message (the first always). */
-export function packSlackMessage(
-  events: readonly CaoCloudEventLike[],
-  context: RenderContext,
-  header?: string,
-): { blocks: SlackBlock[]; consumed: number } {
-  const blocks: SlackBlock[] = [];
-  let chars = 0;
-  if (header) {
-    const text = fitText(header, SLACK_LIMITS.headerText, () => '…');
-    blocks.push({ type: 'header', text: { type: 'plain_text', text } });
-    chars += text.length;
-  }
-  let consumed = 0;
-  for (const event of events) {
-    const rendered = renderSlackEvent(event, context);
-    const tooMany = blocks.length + rendered.blocks.length > SLACK_LIMITS.blocks;
-    const tooLong = chars + rendered.chars > SLACK_LIMITS.messageChars;
-    if (consumed > 0 && (tooMany || tooLong)) break;
-    blocks.push(...rendered.blocks);
-    chars += rendered.chars;
-    consumed += 1;
-  }
-  return { blocks, consumed };
-}
-
-/** A Slack error code from a response body (`invalid_blocks`), never anything else of the body. */
-function slackCode(body: string): string | undefined {
-  const trimmed = body.trim();
-  if (/^[a-z_]{2,64}$/.test(trimmed)) return trimmed;
-  try {
-    const error = (JSON.parse(trimmed) as { error?: unknown }).error;
-    return typeof error === 'string' && /^[a-z_]{2,64}$/.test(error) ? error : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Webhook answers after which posting again is pointless (the webhook or its channel is gone). */
-const WEBHOOK_GONE = new Set(['no_service', 'no_service_id', 'no_team', 'team_disabled', 'invalid_token', 'channel_is_archived', 'channel_not_found', 'action_prohibited']);
-/** Web API errors that no retry fixes and that affect every later message too. */
-const API_GONE = new Set(['invalid_auth', 'not_authed', 'account_inactive', 'token_revoked', 'token_expired', 'no_permission', 'missing_scope', 'channel_not_found', 'not_in_channel', 'is_archived', 'team_access_not_granted']);
-const API_RETRY = new Set(['ratelimited', 'rate_limited', 'internal_error', 'fatal_error', 'service_unavailable', 'request_timeout']);
-
-interface Thread {
-  ts: string;
-  channel: string;
-}
-
-export function createSlackTransform(options: SlackOptions = {}): Renderer {
+export function createSlackSink(options: SlackOptions = {}): SlackSinkParts {
   const webApi = options.token !== undefined;
-  if (webApi && !options.channel) throw new Error('slack: Web API mode needs a channel');
-  const threads = new Map<string, Thread>();
-  const maxThreads = options.maxThreads ?? 10_000;
+  const layout: SlackWebLayout = options.layout ?? 'thread';
+  if (webApi && layout === 'thread' && !options.channel) throw new Error('slack: the thread layout needs a channel');
+  const laterPhases = options.laterPhases ?? (webApi ? 'edit' : 'hide');
+  if (!webApi && !['post', 'hide'].includes(laterPhases)) throw new Error(`slack: an incoming webhook cannot ${laterPhases} (laterPhases: post or hide)`);
+  if (webApi && layout === 'thread' && laterPhases === 'reply') throw new Error('slack: laterPhases: reply needs the channel layout (a reply in a thread has no thread of its own)');
+  const now = options.now ?? Date.now;
+  const sessions = new SessionStore<SlackSessionRecord>({
+    path: options.stateFile,
+    format: SLACK_STATE_FORMAT,
+    parse: parseRecord,
+    maxSessions: options.maxSessions,
+  });
+  const conversation: ConversationOptions = {
+    layout: webApi ? layout : 'webhook',
+    laterPhases,
+    details: options.details === true,
+    topic: options.topic !== false,
+    archive: options.archive === true,
+  };
 
-  function remember(session: string, thread: Thread): void {
-    threads.delete(session);
-    threads.set(session, thread);
-    if (threads.size > maxThreads) {
-      const oldest = threads.keys().next();
-      if (!oldest.done) threads.delete(oldest.value);
-    }
-  }
-
-  return {
-    name: webApi ? 'slack (Web API)' : 'slack (incoming webhook)',
-    maxBatch: SLACK_LIMITS.blocks,
-    minIntervalMs: SLACK_LIMITS.minIntervalMs,
-    groupBy: sessionOf,
-
-    encode(events, context): RenderedRequest {
-      const session = sessionOf(events[0]!);
-      if (!webApi) {
-        const { blocks, consumed } = packSlackMessage(events, context);
-        const used = events.slice(0, consumed);
-        return {
-          body: { text: fallbackText(used, context), blocks, unfurl_links: false, unfurl_media: false },
-          consumed,
-        };
-      }
-      // A session created again under a known name is a new session: a new thread.
-      if (dataOf(events[0]!).event_type === 'session_created') threads.delete(session);
-      const thread = threads.get(session);
-      const header = thread ? undefined : `CAO session ${session}`;
-      const { blocks, consumed } = packSlackMessage(events, context, header);
-      const used = events.slice(0, consumed);
-      return {
-        headers: { authorization: `Bearer ${options.token}` },
-        body: {
-          channel: thread?.channel ?? options.channel,
-          text: fallbackText(used, context),
-          blocks,
-          unfurl_links: false,
-          unfurl_media: false,
-          ...(thread ? { thread_ts: thread.ts } : {}),
-        },
-        consumed,
-      };
-    },
-
-    onResponse(response: TransformResponse, events): ResponseVerdict | undefined {
-      const { status, body } = response;
-      if (status === 429 || status >= 500) return undefined; // retried; Retry-After honoured
-      if (!webApi) {
-        if (status >= 200 && status < 300) return undefined;
-        const code = slackCode(body);
+  if (!webApi) {
+    const renderer: Renderer = {
+      name: 'slack (incoming webhook)',
+      maxBatch: PLAN_EVENTS,
+      minIntervalMs: POST_INTERVAL_MS,
+      groupBy: sessionOf,
+      encode(events) {
+        const session = sessionOf(events[0]!);
+        const planned = planBatch(session, events, sessions.get(session), conversation, now());
+        const first = planned.steps.find((s) => s.op === 'post');
+        if (!first || first.op !== 'post') {
+          sessions.set(session, planned.record);
+          sessions.save();
+          return null;
+        }
+        // One post per request: the events up to the first post's last one travel with it.
+        const firstIndex = planned.steps.indexOf(first);
+        let consumed = 0;
+        while (consumed < Math.min(events.length, planned.consumed) && planned.lastStepOf[consumed]! <= firstIndex) consumed += 1;
+        return { body: { text: first.message.text, blocks: first.message.blocks, unfurl_links: false, unfurl_media: false }, consumed: Math.max(1, consumed) };
+      },
+      onResponse(response: TransformResponse, events): ResponseVerdict | undefined {
+        const { status, body } = response;
+        if (status >= 200 && status < 300) {
+          // posted: what it showed is now shown (a restart will not show it again)
+          const session = sessionOf(events[0]!);
+          const planned = planBatch(session, events, sessions.get(session), conversation, now());
+          for (const step of planned.steps) applyMarks(planned.record, step.marks);
+          sessions.set(session, planned.record);
+          sessions.save();
+          return undefined;
+        }
+        if (status === 429 || status >= 500) return undefined;
+        const code = slackErrorCode(body);
         const reason = `HTTP ${status}${code ? ` ${code}` : ''}`;
         return code && WEBHOOK_GONE.has(code) ? { outcome: 'gone', reason } : { reason };
+      },
+    };
+    return { renderer, sessions, sender: (http, logger) => {
+      reportStoreProblems(sessions, logger);
+      return http;
+    } };
+  }
+
+  const renderer: Renderer = {
+    name: `slack (Web API, ${layout} layout)`,
+    maxBatch: PLAN_EVENTS,
+    minIntervalMs: POST_INTERVAL_MS,
+    groupBy: sessionOf,
+    encode(events: readonly CaoCloudEventLike[]): RenderedRequest | null {
+      const session = sessionOf(events[0]!);
+      const planned = planBatch(session, events, sessions.get(session), conversation, now());
+      sessions.set(session, planned.record);
+      if (planned.steps.length === 0) {
+        sessions.save();
+        return null;
       }
-      if (status !== 200) return { reason: `HTTP ${status}${slackCode(body) ? ` ${slackCode(body)}` : ''}` };
-      let answer: { ok?: unknown; error?: unknown; ts?: unknown; channel?: unknown };
+      const plan: SlackPlan = { session, steps: planned.steps };
+      return { body: plan, consumed: planned.consumed };
+    },
+    onResponse(response: TransformResponse): ResponseVerdict | undefined {
+      const { status, body } = response;
+      if (status === 429 || status >= 500) return undefined; // retried; Retry-After honoured
+      if (status !== 200) return { reason: `HTTP ${status}` };
+      let answer: { ok?: unknown; error?: unknown; method?: unknown };
       try {
         answer = JSON.parse(body) as typeof answer;
       } catch {
         return { outcome: 'retry', reason: 'Slack answered 200 without JSON' };
       }
-      if (answer.ok === true) {
-        const session = sessionOf(events[0]!);
-        if (!threads.has(session) && typeof answer.ts === 'string') {
-          remember(session, { ts: answer.ts, channel: typeof answer.channel === 'string' ? answer.channel : options.channel! });
-        }
-        return { outcome: 'delivered' };
+      if (answer.ok === true) return { outcome: 'delivered' };
+      const code = typeof answer.error === 'string' ? answer.error : 'unknown_error';
+      const method = (typeof answer.method === 'string' ? answer.method : 'chat.postMessage') as SlackMethod;
+      const scope = code === 'missing_scope' && METHOD_SCOPES[method] ? `; ${method} needs ${METHOD_SCOPES[method]}` : '';
+      const reason = `Slack error ${code} (${method}${scope})`;
+      switch (classifySlackError(method, code)) {
+        case 'ignore':
+          return { outcome: 'delivered' };
+        case 'retry':
+          return { outcome: 'retry', reason };
+        case 'gone':
+        case 'place':
+          return { outcome: 'gone', reason };
+        case 'reject':
+          return { outcome: 'reject', reason };
       }
-      const code = slackCode(JSON.stringify({ error: answer.error })) ?? 'unknown_error';
-      const reason = `Slack error ${code}`;
-      if (API_RETRY.has(code)) return { outcome: 'retry', reason };
-      if (API_GONE.has(code)) return { outcome: 'gone', reason };
-      return { outcome: 'reject', reason };
     },
   };
+  return {
+    renderer,
+    sessions,
+    sender: (http, logger) => {
+      if (!sessions.path) {
+        logger.info('slack: no outbox.dir or slack.stateFile: which thread or channel shows which session is kept in memory only (a restart of cao-events opens new ones)');
+      }
+      reportStoreProblems(sessions, logger);
+      return new SlackWebApiSender({
+        token: options.token!,
+        layout,
+        ...(options.channel ? { channel: options.channel } : {}),
+        ...(options.channelPrefix ? { channelPrefix: options.channelPrefix } : {}),
+        private: options.private === true,
+        invite: options.invite ?? [],
+        sessions,
+        http,
+        logger,
+        now,
+      });
+    },
+  };
+}
+
+function reportStoreProblems(sessions: SessionStore<SlackSessionRecord>, logger: Logger): void {
+  for (const problem of sessions.takeProblems()) {
+    logger.warn({ file: sessions.path, problem: problem.kind, error: problem.message }, 'slack: the session map could not be read; starting with an empty one');
+  }
+}
+
+/** The renderer alone (tests, library users): `createSlackSink(options).renderer`. */
+export function createSlackTransform(options: SlackOptions = {}): Renderer {
+  return createSlackSink(options).renderer;
 }

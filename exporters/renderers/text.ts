@@ -1,45 +1,37 @@
 /**
- * Text helpers shared by the chat transforms: who is speaking, what a lifecycle event means in
- * words, and cutting text to a service's limit with a visible marker. Pure.
+ * Text helpers shared by the chat renderers: who is speaking (each event names its agents:
+ * `sender_agent` / `receiver_agent` on messages, `agent_name` on terminal events), what a
+ * lifecycle event means in words, and cutting text to a service's limit with a visible marker.
+ * Pure.
  */
 import type { CaoEventData } from '../transform.ts';
-import type { RenderContext } from './types.ts';
 
-/**
- * `developer (e5f6a7b8)` when the agent is known (from the event itself, `sender_agent` /
- * `receiver_agent`, else from the sink's directory of terminals), else the terminal id, else
- * `unknown`.
- */
-export function who(context: RenderContext, terminalId: string | undefined, agent?: string): string {
-  if (!terminalId) return agent ?? 'unknown';
-  const name = agent ?? context.agentName(terminalId);
-  return name ? `${name} (${terminalId})` : terminalId;
-}
-
-/** The agent profiles a message event carries itself (`sender_agent`, `receiver_agent`), when it does. */
+/** The agent profiles a message event carries (`sender_agent`, `receiver_agent`), when it does. */
 export function messageAgents(data: CaoEventData): { sender?: string; receiver?: string } {
-  const d = data as CaoEventData & { sender_agent?: unknown; receiver_agent?: unknown };
   return {
-    ...(typeof d.sender_agent === 'string' && d.sender_agent ? { sender: d.sender_agent } : {}),
-    ...(typeof d.receiver_agent === 'string' && d.receiver_agent ? { receiver: d.receiver_agent } : {}),
+    ...(typeof data.sender_agent === 'string' && data.sender_agent ? { sender: data.sender_agent } : {}),
+    ...(typeof data.receiver_agent === 'string' && data.receiver_agent ? { receiver: data.receiver_agent } : {}),
   };
 }
 
-/** One sentence for a lifecycle event. */
-export function lifecycleSentence(data: CaoEventData, context: RenderContext): string {
+/** An agent as a reader knows it: its profile name, else its terminal id, else `someone`. */
+export function agentLabel(agent: string | undefined, terminalId: string | undefined): string {
+  return agent || terminalId || 'someone';
+}
+
+/** One short sentence for a lifecycle event, naming the agent (`developer joined (claude_code)`). */
+export function lifecycleSentence(data: CaoEventData): string {
   const session = data.session_name ?? data.session_id ?? 'unknown session';
-  const agent = data.agent_name ?? context.agentName(data.terminal_id);
-  const detail = [agent, data.provider].filter(Boolean).join(', ');
-  const terminal = `terminal ${data.terminal_id ?? 'unknown'}${detail ? ` (${detail})` : ''}`;
+  const agent = agentLabel(data.agent_name, data.terminal_id);
   switch (data.event_type) {
     case 'session_created':
       return `session ${session} started`;
     case 'session_killed':
       return `session ${session} ended`;
     case 'terminal_created':
-      return `${terminal} joined`;
+      return `${agent} joined${data.provider ? ` (${data.provider})` : ''}`;
     case 'terminal_killed':
-      return `${terminal} left`;
+      return `${agent} left`;
     default:
       return `${data.event_type} in ${session}`;
   }
@@ -97,4 +89,15 @@ export function eventTimeMs(time: unknown): number | undefined {
   if (typeof time !== 'string') return undefined;
   const ms = Date.parse(time);
   return Number.isNaN(ms) ? undefined : ms;
+}
+
+/** The session an event belongs to (its name; the CloudEvent subject is the same). */
+export function sessionOf(event: { subject?: string; data?: unknown }): string {
+  const data = (event.data ?? {}) as CaoEventData;
+  return data.session_name ?? event.subject ?? data.session_id ?? '';
+}
+
+/** The event's data, never undefined. */
+export function dataOf(event: { data?: unknown }): CaoEventData {
+  return (event.data ?? { event_type: 'session_created' }) as CaoEventData;
 }

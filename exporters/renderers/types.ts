@@ -20,8 +20,6 @@ export interface RenderContext {
   readonly url: string;
   /** The sink's `options` mapping from the config file (free-form, for user transforms). */
   readonly options: Readonly<Record<string, unknown>>;
-  /** The agent profile of a terminal, as learned from the events this sink has seen. */
-  agentName(terminalId: string | undefined): string | undefined;
 }
 
 /** The request a renderer asks for. */

@@ -4,6 +4,7 @@ import type { CommandModule, OptionValues } from './command.ts';
 export const DEMO_OPTIONS = {
   'cao-version': { type: 'string' },
   'callback-url': { type: 'string' },
+  config: { type: 'string' },
   'otlp-endpoint': { type: 'string' },
   'otlp-protocol': { type: 'string' },
   mode: { type: 'string' },
@@ -25,6 +26,8 @@ Options:
   --cao-version <v>       which real CAO release the simulator behaves as: 2.5.4 (default, newest),
                           2.4.1 or 2.1.1 (each verified against the real release)
   --callback-url <url>    deliver to your own receiver instead of the built-in one
+  --config <file>         also deliver to the sinks of this config file (Slack, Discord, your
+                          transforms; its outbox.dir keeps their state), and wait for them
   --mode <m>              structured (default), binary or batch
   --otlp-endpoint <url>   export the spans over OTLP (else the standard OTEL_* variables; else a file)
   --otlp-protocol <p>     http/protobuf (default), http/json or grpc

@@ -86,7 +86,6 @@ export async function runReplayCommand(values: OptionValues): Promise<number> {
     { OutboxLockedError, OutboxUnavailableError },
     { DEAD_LETTER_FILE },
     { replayDeadLetters, replayPending },
-    { TerminalDirectory },
     { createLogger },
     { createDeliveryQueue, outboxDirOf },
     { sinkSpecs },
@@ -94,7 +93,6 @@ export async function runReplayCommand(values: OptionValues): Promise<number> {
     import('../../exporters/delivery/outbox.ts'),
     import('../../exporters/delivery/outbox-files.ts'),
     import('../../exporters/delivery/replay.ts'),
-    import('../../exporters/renderers/directory.ts'),
     import('../logger.ts'),
     import('../sink-factory.ts'),
     import('../sinks.ts'),
@@ -120,14 +118,12 @@ export async function runReplayCommand(values: OptionValues): Promise<number> {
   let errors = 0;
   for (const spec of specs.filter((s) => !wanted || wanted.includes(s.name))) {
     const replaySpec = { ...spec, retry: { ...spec.retry, maxAttempts: 3, maxElapsedMs: timeoutMs } };
-    const directory = new TerminalDirectory();
     const target: ReplayTarget = {
       name: spec.name,
       dir: outboxDirOf(dir, spec.name),
       maxQueue: spec.maxQueue,
       maxBytes: config.outbox.maxBytes,
-      queue: (storage, losses) => createDeliveryQueue(replaySpec, storage, losses, { logger }, (id) => directory.agentName(id)),
-      observe: (event) => directory.learn(event),
+      queue: (storage, losses) => createDeliveryQueue(replaySpec, storage, losses, { logger }),
     };
     if (!existsSync(target.dir) || (deadLetter && !existsSync(join(target.dir, DEAD_LETTER_FILE)) && !hasFiles(target.dir))) continue;
     let result: ReplayResult;

@@ -25,6 +25,15 @@ import { startCaoSimulator } from './cao-simulator.ts';
 import { type CaoVersion, NEWEST_CAO_VERSION, parseCaoVersion } from './cao-versions.ts';
 import { runScenario } from './scenario.ts';
 
+/** A sink from the demo's --config file, and how it did. */
+export interface DemoSinkSummary {
+  name: string;
+  delivered: number;
+  skipped: number;
+  failed: number;
+  dropped: number;
+}
+
 export interface DemoSummary {
   caoVersion: CaoVersion;
   callbackUrl: string;
@@ -36,7 +45,12 @@ export interface DemoSummary {
   traceIds: string[];
   ids: string[];
   otlp: string;
+  /** The --config file's sinks (Slack, Discord, …), beside the built-in receiver. */
+  sinks: DemoSinkSummary[];
 }
+
+/** How long the demo waits for the --config file's sinks to deliver the session (Slack posts about one message a second). */
+const CONFIGURED_SINKS_FLUSH_MS = 180_000;
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0;
@@ -66,7 +80,9 @@ export async function runDemo(values: Record<string, string | boolean | undefine
       ...(values['otlp-endpoint'] ? { 'otlp-endpoint': values['otlp-endpoint'] } : {}),
       ...(values['otlp-protocol'] ? { 'otlp-protocol': values['otlp-protocol'] } : {}),
     },
-    env: {},
+    // The demo's own settings; with --config, the user's file and environment (`${SLACK_BOT_TOKEN}`) too.
+    env: values.config ? process.env : {},
+    ...(values.config ? { configPath: String(values.config) } : {}),
   });
   checkOtlpConfig(checked.otlp.endpoint || checked.otlp.protocol ? checked.otlp : undefined, process.env);
   const logger = createLogger(log.logLevel, { format: log.logFormat });
@@ -80,6 +96,7 @@ export async function runDemo(values: Record<string, string | boolean | undefine
   let config: typeof checked;
   let sink: CloudEventSink;
   let traceFile: string | undefined;
+  const configuredSinks: DemoSinkSummary[] = [];
   try {
     // The project directory the simulated agents work in (CAO refuses missing or system directories).
     const project = mkdtempSync(join(tmpdir(), 'cao-events-demo-project-'));
@@ -120,6 +137,16 @@ export async function runDemo(values: Record<string, string | boolean | undefine
     await runScenario(gateway.url, version, project, 300);
     // let the poller confirm the last kills (it needs two listings without them)
     await new Promise((r) => setTimeout(r, 800));
+    const configured = runtime.telemetry.sinks.filter((s) => s !== sink);
+    if (configured.length > 0) {
+      print('');
+      print(`Waiting for ${configured.map((s) => s.name).join(', ')} to deliver the session…`);
+      await Promise.all(configured.map((s) => s.forceFlush(CONFIGURED_SINKS_FLUSH_MS)));
+      for (const s of configured) {
+        const st = s.stats;
+        configuredSinks.push({ name: s.name, delivered: st.delivered, skipped: st.skipped, failed: st.failed, dropped: st.dropped });
+      }
+    }
   } finally {
     await closeAll();
   }
@@ -144,6 +171,7 @@ export async function runDemo(values: Record<string, string | boolean | undefine
     traceIds: [...new Set(delivered.map(({ event }) => String(event.traceparent).split('-')[1]!))],
     ids: delivered.map(({ event }) => event.id),
     otlp: traceFile ? `file ${traceFile}` : `OTLP ${config.otlp.endpoint ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT}`,
+    sinks: configuredSinks,
   };
   print('');
   print(`Summary: ${summary.delivered} CloudEvents delivered`);
@@ -152,6 +180,9 @@ export async function runDemo(values: Record<string, string | boolean | undefine
   print(`  failures          ${stats.failed} failed, ${stats.dropped} dropped`);
   print(`  traces            ${summary.traceIds.length} (one per session): ${summary.traceIds.join(', ')}`);
   print(`  spans             ${summary.otlp}`);
+  for (const s of configuredSinks) {
+    print(`  sink ${s.name.padEnd(12)} ${s.delivered} delivered, ${s.skipped} not shown (seen again or a later phase), ${s.failed} failed, ${s.dropped} dropped`);
+  }
   if (values['summary-json']) print(JSON.stringify(summary));
   return summary;
 }
@@ -163,5 +194,6 @@ export async function runDemoCommand(values: Record<string, string | boolean | u
     process.stderr.write(`cao-events demo: no ${missing.join(', ')} event arrived\n`);
     return 1;
   }
-  return summary.failures.failed + summary.failures.dropped === 0 ? 0 : 1;
+  const sinkFailures = summary.sinks.reduce((n, s) => n + s.failed + s.dropped, 0);
+  return summary.failures.failed + summary.failures.dropped + sinkFailures === 0 ? 0 : 1;
 }

@@ -11,6 +11,13 @@
  *   outside 1–80 characters or containing "discord"/"clyde".
  * - Mentions: without `allowed_mentions` a webhook message's @everyone, @here, <@id>, <@&id> in
  *   `content` ping; `allowed_mentions.parse` limits that. Pings are recorded, never sent.
+ * - Forum channels (`forum: true`: the webhook belongs to a forum channel): a message must name
+ *   a post (`thread_name` in the body creates one, ≤ 100 characters; `?thread_id=` posts into
+ *   one), else 400 `{code: 220001}`; an unknown `thread_id` is 400 `{code: 10003, message:
+ *   "Unknown Channel"}`; posting into an archived post unarchives it; with `?wait=true` the
+ *   answer's `channel_id` is the post's (thread's) id. `thread_name` on a webhook of a text
+ *   channel is refused with 400 `{code: 220003}` (Discord documents the refusal; the code is the
+ *   fake's choice).
  * - Rate limit: a bucket of `bucketLimit` requests per `bucketWindowMs` per webhook; every
  *   answer carries X-RateLimit-Limit, -Remaining, -Reset, -Reset-After (seconds, float) and
  *   -Bucket; beyond it 429 with JSON `{message, retry_after (seconds, float), global}` (and a
@@ -30,6 +37,8 @@ export interface DiscordEmbedJson {
 }
 
 export interface DiscordMessage {
+  /** The forum post (thread) it went to. */
+  thread?: string;
   content?: string;
   username?: string;
   embeds: DiscordEmbedJson[];
@@ -42,6 +51,15 @@ export interface DiscordFakeOptions {
   bucketWindowMs?: number;
   /** Send a Retry-After header with 429s (default true); without it only the JSON body says. */
   retryAfterHeader?: boolean;
+  /** The webhook belongs to a forum channel. */
+  forum?: boolean;
+}
+
+export interface DiscordThread {
+  id: string;
+  name: string;
+  archived: boolean;
+  deleted: boolean;
 }
 
 export interface DiscordFake {
@@ -52,6 +70,10 @@ export interface DiscordFake {
   rateLimited: number;
   /** Mentions that would have pinged someone. */
   pings: string[];
+  /** Forum posts (threads), by id. */
+  threads: Map<string, DiscordThread>;
+  archiveThread(id: string): void;
+  deleteThread(id: string): void;
   /** The next `count` requests get a 429 with this retry_after (seconds). */
   forceRateLimit(count: number, retryAfterSec: number, global?: boolean): void;
   close(): Promise<void>;
@@ -105,6 +127,8 @@ export async function startDiscordFake(options: DiscordFakeOptions = {}): Promis
   const limit = options.bucketLimit ?? 5;
   const windowMs = options.bucketWindowMs ?? 2000;
   const sendRetryAfter = options.retryAfterHeader ?? true;
+  const threads = new Map<string, DiscordThread>();
+  let threadCounter = 0;
   let windowStart = 0;
   let used = 0;
   let forced: { count: number; retryAfter: number; global: boolean } = { count: 0, retryAfter: 0, global: false };
@@ -119,7 +143,9 @@ export async function startDiscordFake(options: DiscordFakeOptions = {}): Promis
     const now = Date.now();
     readBody(req).then((raw) => {
       const path = (req.url ?? '').split('?')[0];
-      const wait = /[?&]wait=true\b/.test(req.url ?? '');
+      const query = new URLSearchParams((req.url ?? '').split('?')[1] ?? '');
+      const wait = query.get('wait') === 'true';
+      const threadId = query.get('thread_id') ?? undefined;
       const json = (status: number, body: Record<string, unknown>, headers: Record<string, string> = {}): void => {
         if (status >= 400 && status !== 429) fake.refused.push({ status, body });
         res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
@@ -159,9 +185,27 @@ export async function startDiscordFake(options: DiscordFakeOptions = {}): Promis
       const embeds = (body.embeds ?? []) as DiscordEmbedJson[];
       if (!body.content && embeds.length === 0) return json(400, { message: 'Cannot send an empty message', code: 50006 }, headers);
       const errors = formErrors(body);
+      if (typeof body.thread_name === 'string' && (body.thread_name.length < 1 || body.thread_name.length > 100)) {
+        return json(400, { message: 'Invalid Form Body', code: 50035, errors: { thread_name: tooLong(100) } }, headers);
+      }
       if (errors) return json(400, { message: 'Invalid Form Body', code: 50035, errors }, headers);
+      let thread: DiscordThread | undefined;
+      if (body.thread_name !== undefined) {
+        if (!options.forum) return json(400, { message: 'Webhooks can only create threads in forum channels', code: 220003 }, headers);
+        if (threadId) return json(400, { message: 'Invalid Form Body', code: 50035, errors: { thread_name: { _errors: [{ code: 'THREAD_NAME_AND_ID', message: 'thread_name and thread_id are exclusive' }] } } }, headers);
+        threadCounter += 1;
+        thread = { id: String(900000000000000000n + BigInt(threadCounter)), name: String(body.thread_name), archived: false, deleted: false };
+        threads.set(thread.id, thread);
+      } else if (threadId) {
+        thread = threads.get(threadId);
+        if (!thread || thread.deleted) return json(400, { message: 'Unknown Channel', code: 10003 }, headers);
+        thread.archived = false;
+      } else if (options.forum) {
+        return json(400, { message: 'Webhooks posted to forum channels must have a thread_name or thread_id', code: 220001 }, headers);
+      }
       fake.pings.push(...pingsOf(body));
       const message: DiscordMessage = {
+        ...(thread ? { thread: thread.id } : {}),
         ...(typeof body.content === 'string' ? { content: body.content } : {}),
         ...(typeof body.username === 'string' ? { username: body.username } : {}),
         embeds,
@@ -169,7 +213,7 @@ export async function startDiscordFake(options: DiscordFakeOptions = {}): Promis
         receivedAt: now,
       };
       fake.messages.push(message);
-      if (wait) return json(200, { id: String(fake.messages.length), ...body }, headers);
+      if (wait) return json(200, { id: String(fake.messages.length), channel_id: thread?.id ?? '112233445566778800', ...body }, headers);
       res.writeHead(204, headers).end();
     }, () => res.destroy());
   });
@@ -178,6 +222,13 @@ export async function startDiscordFake(options: DiscordFakeOptions = {}): Promis
   return Object.assign(fake, {
     url,
     webhookUrl: `${url}${WEBHOOK_PATH}`,
+    threads,
+    archiveThread(id: string) {
+      threads.get(id)!.archived = true;
+    },
+    deleteThread(id: string) {
+      threads.get(id)!.deleted = true;
+    },
     forceRateLimit(count: number, retryAfterSec: number, global = false) {
       forced = { count, retryAfter: retryAfterSec, global };
     },
