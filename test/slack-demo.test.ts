@@ -147,7 +147,7 @@ describe('a restart of cao-events in the middle of a session', () => {
       t.after(() => slack.close());
       // a short shutdown: what is not posted yet waits in the outbox and goes out after the restart
       const { path } = configFile(slack, layout === 'thread' ? 'channel: C0CAOEVENTS' : 'layout: channel', 'shutdownTimeoutMs: 1000\n');
-      const cao = await startCaoSimulator({ deliveryDelayMs: 200, deferredInitDelayMs: 400 });
+      const cao = await startCaoSimulator({ workMs: 200, initMs: 400 });
       t.after(() => cao.close());
       const session = 'cao-restart';
       let events = await startCaoEvents(path, cao.url);

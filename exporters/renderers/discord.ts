@@ -30,7 +30,7 @@ import type { Logger } from 'pino';
 import type { Sender } from '../delivery/sender.ts';
 import type { CaoEventData } from '../transform.ts';
 import { SessionStore } from './session-store.ts';
-import { agentLabel, dataOf, eventTimeMs, fitText, lifecycleSentence, sessionOf } from './text.ts';
+import { agentLabel, dataOf, eventTimeMs, fitText, lifecycleSentence, readableMessage, sessionOf } from './text.ts';
 import type { CaoCloudEventLike, ResponseVerdict, Renderer, RenderContext, RenderedRequest, TransformResponse } from './types.ts';
 
 export const DISCORD_LIMITS = {
@@ -159,7 +159,7 @@ export function renderDiscordEmbed(
     () => '…',
   );
   const room = Math.max(0, Math.min(DISCORD_LIMITS.description, descriptionRoom));
-  const description = data.message === undefined || room === 0 ? undefined : fitText(data.message, room);
+  const description = data.message === undefined || room === 0 ? undefined : fitText(view.details ? data.message : readableMessage(data.message), room);
   return { title, ...(description ? { description } : {}), color: data.phase === 'failed' ? COLORS.failed! : (COLORS[orchestration] ?? 0), ...base };
 }
 

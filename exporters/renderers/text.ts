@@ -14,6 +14,19 @@ export function messageAgents(data: CaoEventData): { sender?: string; receiver?:
   };
 }
 
+/**
+ * The text a person reads of an agent message: CAO's routing notes taken off. CAO's MCP tools
+ * append `[Message from terminal <id>. Use send_message MCP tool …]` to send_message and
+ * `[Assigned by terminal <id>. When done, send results back …]` to assign tasks, and put
+ * `[CAO Handoff] Supervisor terminal ID: <id>.` before a codex worker's handoff; they are
+ * instructions to the receiving agent, not part of the conversation. The event keeps them.
+ */
+export function readableMessage(text: string): string {
+  return text
+    .replace(/^\[CAO Handoff\] Supervisor terminal ID: [0-9a-f]{8}\.[ \t]*\n*/, '')
+    .replace(/\s*\[(?:Message from|Assigned by) terminal [0-9a-f]{8}\.[^\]\n]*\]\s*$/, '');
+}
+
 /** An agent as a reader knows it: its profile name, else its terminal id, else `someone`. */
 export function agentLabel(agent: string | undefined, terminalId: string | undefined): string {
   return agent || terminalId || 'someone';

@@ -21,7 +21,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { CaoEventData } from '../../transform.ts';
-import { agentLabel, dataOf, eventTimeMs } from '../text.ts';
+import { agentLabel, dataOf, eventTimeMs, readableMessage } from '../text.ts';
 import type { CaoCloudEventLike } from '../types.ts';
 import { type SlackStep, partKey } from './plan.ts';
 import {
@@ -234,7 +234,7 @@ export function planBatch(
       kind,
       sender: nameOf(data.sender, data.sender_agent),
       receiver: nameOf(data.receiver, data.receiver_agent),
-      ...(data.message !== undefined ? { text: data.message } : {}),
+      ...(data.message !== undefined ? { text: options.details ? data.message : readableMessage(data.message) } : {}),
       ...(status ? { status } : {}),
       ...(note ? { note } : {}),
     };
