@@ -11,7 +11,8 @@ import { SigningSecretError, secretKey } from '../exporters/delivery/signing.ts'
 import type { SinkFilterSpec } from '../exporters/sink-filter.ts';
 import { LATER_PHASES, type LaterPhases } from '../exporters/renderers/slack/conversation.ts';
 import { SLACK_API_BASE } from '../exporters/renderers/slack/rules.ts';
-import { DISCORD_LAYOUTS, type DiscordLayout } from '../exporters/renderers/discord.ts';
+import { DISCORD_LAYOUTS, type DiscordLayout, type DiscordOptions } from '../exporters/renderers/discord.ts';
+import type { SlackOptions } from '../exporters/renderers/slack.ts';
 import { defaultSinkName, withoutCredentials } from '../exporters/delivery/sink-url.ts';
 import { type ParseContext, expandEnv, fail, isMapping } from './config-error.ts';
 import { EVENT_TYPES, ORCHESTRATION_TYPES, PHASES } from './core/events.ts';
@@ -48,27 +49,11 @@ export interface SinkConfig {
   generatedName?: boolean;
 }
 
-export interface SlackConfig {
-  token?: string;
-  layout?: 'thread' | 'channel';
-  channel?: string;
-  channelPrefix?: string;
-  private?: boolean;
-  invite?: string[];
-  topic?: boolean;
-  archive?: boolean;
-  laterPhases?: LaterPhases;
-  details?: boolean;
-  /** Resolved against the config file's directory. */
-  stateFile?: string;
-}
+/** The `slack:` mapping of a sink: the renderer's options as a config file gives them (`stateFile` resolved against the file's directory). */
+export type SlackConfig = Omit<SlackOptions, 'maxSessions'>;
 
-export interface DiscordConfig {
-  layout?: DiscordLayout;
-  laterPhases?: 'post' | 'hide';
-  details?: boolean;
-  stateFile?: string;
-}
+/** The `discord:` mapping of a sink, likewise. */
+export type DiscordConfig = Omit<DiscordOptions, 'maxSessions'>;
 
 /** What a sink name may be: it is a metric label, a log field and a directory name. */
 export const SINK_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;

@@ -3,11 +3,10 @@
  * every field of its type set comes out of the whole pipeline (validation → span event →
  * CloudEvent) carrying every field, under the registry's names, valid against its schema.
  */
-import { CollectSink } from './helpers/collect-sink.ts';
+import { CollectSink, CollectSpans } from './helpers/collect-sink.ts';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import type { SpanExporter, ReadableSpan } from '@opentelemetry/sdk-trace';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { asyncApiDocument, dataSchema } from '../src/core/contract.ts';
 import { type CaoEvent, CaoEventError } from '../src/core/events.ts';
@@ -15,16 +14,6 @@ import { type CaoEventData, type CaoEventType, EVENT_TYPES, FIELDS, fieldsOf } f
 import { createCaoTelemetry } from '../src/core/telemetry.ts';
 import { contractFiles, ROOT } from '../src/core/write-contract.ts';
 
-
-class Spans implements SpanExporter {
-  readonly spans: ReadableSpan[] = [];
-  export(spans: ReadableSpan[], done: (r: { code: 0 }) => void): void {
-    this.spans.push(...spans);
-    done({ code: 0 });
-  }
-  async shutdown(): Promise<void> {}
-  async forceFlush(): Promise<void> {}
-}
 
 /** A value for every registry field an event type carries. */
 function everyField(type: CaoEventType, session: string): CaoEvent {
@@ -48,7 +37,7 @@ describe('the field registry', () => {
   it('an event with every field of its type set carries all of them, as attributes and as data, valid against its schema', async () => {
     const ajv = new Ajv2020({ allErrors: true, strict: true, strictRequired: false });
     const sink = new CollectSink();
-    const spans = new Spans();
+    const spans = new CollectSpans();
     const telemetry = createCaoTelemetry({ sinks: [sink], spanExporters: [spans], otlp: false, redaction: false });
     // A message's terminals are not sessions' terminals here: give each type its own session.
     for (const type of EVENT_TYPES) assert.ok(telemetry.emit(everyField(type, `cao-${type}`)), type);

@@ -9,25 +9,15 @@
  * - a HEAD handoff is, to the plugin, a lone post_kill_terminal of a worker nobody saw created;
  * - the poller reports a cycle later, possibly after the session's kill.
  */
-import { CollectSink } from './helpers/collect-sink.ts';
+import { CollectSink, CollectSpans } from './helpers/collect-sink.ts';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import type { CaoEvent } from '../src/core/events.ts';
 import type { CaoEventData } from '../src/core/fields.ts';
 import { createCaoTelemetry } from '../src/core/telemetry.ts';
 import { pluginEventToCaoEvent } from '../src/sources/plugin-event.ts';
 
-
-class Spans implements SpanExporter {
-  readonly spans: ReadableSpan[] = [];
-  export(spans: ReadableSpan[], done: (r: { code: 0 }) => void): void {
-    this.spans.push(...spans);
-    done({ code: 0 });
-  }
-  async shutdown(): Promise<void> {}
-  async forceFlush(): Promise<void> {}
-}
 
 const S = 'cao-real';
 const SUP = 'a1b2c3d4';
@@ -43,7 +33,7 @@ const hook = (event_type: string, ms: number, fields: Record<string, unknown>, m
 
 function setup(options: { graceMs?: number } = {}) {
   const sink = new CollectSink();
-  const spans = new Spans();
+  const spans = new CollectSpans();
   const telemetry = createCaoTelemetry({ sinks: [sink], spanExporters: [spans], otlp: false, source: 'cao://test', ...options });
   const data = () => sink.events.map((e) => e.data as CaoEventData);
   const traces = () => new Set(sink.events.map((e) => String(e.traceparent).split('-')[1]));

@@ -9,14 +9,13 @@
  * the test says so in its diagnostics.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { request } from 'undici';
 import type { CaoEventData } from '../exporters/transform.ts';
 import { ConfigError, loadConfig } from '../src/config.ts';
@@ -27,6 +26,7 @@ import { startRuntime } from '../src/runtime.ts';
 import type { OutboxFs } from '../exporters/delivery/outbox-files.ts';
 import { cloudEventsSinkSpec, createWebhookSink } from '../src/sink-factory.ts';
 import { createCaoTelemetry } from '../src/core/telemetry.ts';
+import { startCli } from './helpers/cli-process.ts';
 import { freePort } from './helpers/free-port.ts';
 import { JumpClock } from './helpers/jump-clock.ts';
 import { logCapture } from './helpers/log-capture.ts';
@@ -198,20 +198,7 @@ describe('outbox on a failing disk', () => {
 });
 
 describe('the gateway on a full disk (process, real tmpfs)', () => {
-  const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CAO_EVENT') && !k.startsWith('OTEL_')));
-  const children: Array<ReturnType<typeof spawn>> = [];
-  after(() => {
-    for (const c of children) c.kill('SIGKILL');
-  });
-  function gateway(args: string[]) {
-    const child = spawn(process.execPath, [CLI, 'gateway', ...args], { env: clean });
-    children.push(child);
-    let err = '';
-    child.stderr!.on('data', (c: Buffer) => (err += c));
-    const lines = () => err.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-    return { child, stderr: () => err, lines };
-  }
+  const gateway = (args: string[]) => startCli('gateway', args);
 
   it('keeps proxying while every loss is logged and counted, stops cleanly, refuses to restart on the full disk with a clear error, and restarts degraded when asked', async (t) => {
     const disk = smallDisk(1024 * 1024);

@@ -5,34 +5,20 @@
  * simulator upstream, a callback URL where nothing listens.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { request } from 'undici';
 import { startCaoSimulator } from '../src/demo/cao-simulator.ts';
 import { startReceiver } from '../src/receiver.ts';
+import { startCli } from './helpers/cli-process.ts';
 import { freePort } from './helpers/free-port.ts';
 import { pendingIds } from './helpers/outbox-contents.ts';
 import { waitFor } from './helpers/otlp-receiver.ts';
 
-const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
-const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CAO_EVENT') && !k.startsWith('OTEL_')));
-const children: Array<ReturnType<typeof spawn>> = [];
-after(() => {
-  for (const c of children) c.kill('SIGKILL');
-});
-
-function gateway(args: string[]) {
-  const child = spawn(process.execPath, [CLI, 'gateway', ...args], { env: clean });
-  children.push(child);
-  let err = '';
-  child.stderr.on('data', (c: Buffer) => (err += c));
-  const lines = () => err.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-  return { child, lines, stderr: () => err };
-}
+const gateway = (args: string[]) => startCli('gateway', args);
 
 /** A session, its terminal and `messages` messages through the gateway: 2 + messages events. */
 async function traffic(base: string, messages: number): Promise<void> {
