@@ -40,13 +40,13 @@ async function call(base: string, method: string, path: string): Promise<Record<
 
 describe('the gateway path with the plugin and the poller, in CAO\'s real order', () => {
   it('one trace, one increasing sequence, each fact once, complete messages, dispatch before delivery', async () => {
-    // The supervisor's CLI starts at once, so the plugin (not the poller, every 100 ms) reports the
-    // launch first: the test is about CAO's own hook order. (With a slow start the poller may list
-    // the session first, as it does on real CAO; each fact is still reported once.)
+    // The test is about CAO's own hook order, so the poller (every 100 ms) lists a new session only
+    // once the plugin's hooks for it have arrived. (On real CAO the poller may list the session
+    // first; each fact is still reported once.)
     const simulator = await startCaoSimulator({ initMs: 0, workMs: 300 });
     const receiver = await startReceiver();
     const ingestPort = await freePort();
-    const hooks = await startCaoHooks({ upstream: simulator.url, ingestUrl: `http://127.0.0.1:${ingestPort}/v1/cao/events`, simulator });
+    const hooks = await startCaoHooks({ upstream: simulator.url, ingestUrl: `http://127.0.0.1:${ingestPort}/v1/cao/events`, simulator, sessionsAfterCreate: true });
     const project = mkdtempSync(join(tmpdir(), 'cao-events-test-project-'));
     const config = loadConfig({
       flags: { 'callback-url': receiver.url, upstream: hooks.url, port: '0', 'ingest-port': String(ingestPort), 'poll-interval-ms': '100' },

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import type { CaoEventData } from '../exporters/transform.ts';
 import { type ConversationOptions, planBatch } from '../exporters/renderers/slack/conversation.ts';
 import type { SlackStep } from '../exporters/renderers/slack/plan.ts';
-import { type SlackSessionRecord, applyMarks, cloneRecord, markDone } from '../exporters/renderers/slack/session-record.ts';
+import { type SlackSessionRecord, applyMarks, cloneRecord, markDone, parseRecord } from '../exporters/renderers/slack/session-record.ts';
 import type { CaoCloudEventLike } from '../exporters/renderers/types.ts';
 
 const THREAD: ConversationOptions = { layout: 'thread', laterPhases: 'edit', details: false, topic: true, archive: false };
@@ -80,6 +80,27 @@ describe('slack conversation model', () => {
       'post: :heavy_plus_sign: *developer* joined (kiro_cli) / :heavy_plus_sign: *developer 2* joined (kiro_cli)',
       'post: *developer* → *reviewer*  ·  _handoff_ / review it',
     ]);
+  });
+
+  it('the summary names agents in the order they joined, whatever their terminal ids (an all-digit id too)', () => {
+    const plan = planBatch('s', [
+      started(),
+      joined('ab12cd34', 'supervisor'),
+      joined('9f00aa11', 'developer'),
+      joined('12345678', 'tester'),
+      said('dispatched', '12345678', 'ab12cd34', 'done', ['tester', 'supervisor']),
+      ev({ event_type: 'session_killed' }),
+    ], undefined, CHANNEL, NOW);
+    const topic = plan.steps.find((s): s is Extract<SlackStep, { op: 'topic' }> => s.op === 'topic');
+    assert.ok(topic, JSON.stringify(texts(plan.steps)));
+    assert.match(topic.topic, /1 message between supervisor, developer, tester$/);
+    assert.deepEqual(plan.record.names, [['ab12cd34', 'supervisor'], ['9f00aa11', 'developer'], ['12345678', 'tester']]);
+  });
+
+  it('a session map written when names were an object still loads, in its key order', () => {
+    const record = parseRecord({ layout: 'thread', names: { a1: 'supervisor', b2: 'developer' }, messages: 0 });
+    assert.deepEqual(record?.names, [['a1', 'supervisor'], ['b2', 'developer']]);
+    assert.deepEqual(parseRecord({ layout: 'thread', names: [['a1', 'x'], ['bad'], [1, 2]], messages: 0 })?.names, [['a1', 'x']]);
   });
 
   it('a new run of a session that ended is a plan of its own; the thread layout opens a new thread for it', () => {

@@ -19,7 +19,9 @@
  * - DELETE /sessions/{s}: post_kill_terminal for every row, then post_kill_session.
  *
  * `inboxDelayMs` holds back the answers to the poller's inbox listings (a poll in flight while
- * something else happens).
+ * something else happens). `sessionsAfterCreate` makes session listings (GET /sessions…) wait for
+ * a POST /sessions in flight and its hooks: on real CAO the poller may list a new session before
+ * the plugin's hooks arrive; a test about the hooks' own order must not depend on that race.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -35,6 +37,8 @@ export interface CaoHooksOptions {
   ingestUrl: string;
   /** The simulator behind `upstream`: it says when a deferred task is typed. */
   simulator: CaoSimulator;
+  /** Session listings wait for a session being created and its hooks (default false). */
+  sessionsAfterCreate?: boolean;
 }
 
 export interface CaoHooks {
@@ -60,6 +64,7 @@ export async function startCaoHooks(options: CaoHooksOptions): Promise<CaoHooks>
   const fired: Json[] = [];
   const pending = new Set<Promise<void>>();
   const askedWaiters = new Map<string, Array<() => void>>();
+  const creating = new Set<Promise<void>>();
 
   async function fire(eventType: string, session: string, fields: Json): Promise<void> {
     const body = { event_type: eventType, timestamp: microsNow(), session_id: session, traceparent: null, ...fields, event_id: randomUUID().replaceAll('-', '') };
@@ -82,6 +87,14 @@ export async function startCaoHooks(options: CaoHooksOptions): Promise<CaoHooks>
       const path = url.pathname;
       const body = await readBody(req);
       const parts = path.split('/').filter(Boolean);
+      let created: (() => void) | undefined;
+      if (options.sessionsAfterCreate && method === 'POST' && path === '/sessions') {
+        const done = new Promise<void>((resolve) => (created = resolve));
+        creating.add(done);
+        void done.then(() => creating.delete(done));
+      } else if (options.sessionsAfterCreate && method === 'GET' && parts[0] === 'sessions') {
+        await Promise.all([...creating]);
+      }
 
       // Before forwarding: what a kill needs to name (CAO reads the rows it deletes).
       let rows: Json[] = [];
@@ -138,6 +151,7 @@ export async function startCaoHooks(options: CaoHooksOptions): Promise<CaoHooks>
       if (method === 'GET' && parts[0] === 'terminals' && parts[2] === 'inbox' && hooks.inboxDelayMs > 0) {
         await new Promise((r) => setTimeout(r, hooks.inboxDelayMs));
       }
+      created?.();
       res.writeHead(up.statusCode, { 'content-type': String(up.headers['content-type'] ?? 'application/json') }).end(text);
     })().catch((err: unknown) => {
       res.writeHead(599).end(String(err));

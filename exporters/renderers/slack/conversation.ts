@@ -126,14 +126,14 @@ export function planBatch(
   /** The name shown for a terminal: its agent profile, numbered when another terminal already shows that name. */
   const nameOf = (terminalId: string | undefined, agent: string | undefined): string => {
     if (!terminalId) return agentLabel(agent, undefined);
-    const known = state.names[terminalId];
-    if (known) return known;
+    const known = state.names.find(([id]) => id === terminalId);
+    if (known) return known[1];
     const label = agentLabel(agent, terminalId);
-    const taken = new Set(Object.values(state.names));
+    const taken = new Set(state.names.map(([, shown]) => shown));
     let name = label;
     for (let n = 2; taken.has(name); n++) name = `${label} ${n}`;
-    state.names[terminalId] = name;
-    base.names[terminalId] = name;
+    state.names.push([terminalId, name]);
+    base.names.push([terminalId, name]);
     return name;
   };
 
@@ -332,7 +332,7 @@ export function planBatch(
   }
 
   function summary(): { line: string; plain: string } {
-    const agents = [...new Set(Object.values(state.names))];
+    const agents = [...new Set(state.names.map(([, shown]) => shown))];
     const count = `${state.messages} message${state.messages === 1 ? '' : 's'}`;
     return {
       line: `${count}${agents.length > 0 ? ` between ${agents.map((a) => `*${slackEscape(a)}*`).join(', ')}` : ''}`,

@@ -51,8 +51,11 @@ export interface SlackSessionRecord {
    * (a source that restarted and reports what it saw before) is not shown twice.
    */
   closed: string[];
-  /** Terminal id → the name shown for it. */
-  names: Record<string, string>;
+  /**
+   * `[terminal id, the name shown for it]`, in the order first shown. A list, not an object:
+   * an all-digit terminal id would be an integer key, which objects keep first, out of order.
+   */
+  names: Array<[string, string]>;
   /** Terminals shown as joined (and not left since). */
   joined: string[];
   /** Terminals shown as having left. */
@@ -71,7 +74,7 @@ export const RECORD_BOUNDS = { posts: 300, done: 500, open: 100, closed: 100, na
 export const ENDED_BOUNDS = { posts: 50, done: 100, open: 50, closed: 50 } as const;
 
 export function freshRecord(layout: SlackLayout, now: number): SlackSessionRecord {
-  return { layout, posts: {}, done: [], attempts: {}, open: [], closed: [], names: {}, joined: [], left: [], messages: 0, updatedAt: now };
+  return { layout, posts: {}, done: [], attempts: {}, open: [], closed: [], names: [], joined: [], left: [], messages: 0, updatedAt: now };
 }
 
 export function cloneRecord(record: SlackSessionRecord): SlackSessionRecord {
@@ -89,8 +92,7 @@ export function boundRecord(record: SlackSessionRecord): void {
   trim(record.closed, bounds.closed);
   const posts = Object.keys(record.posts).filter((k) => k !== 'root');
   for (const key of posts.slice(0, Math.max(0, posts.length - bounds.posts))) delete record.posts[key];
-  const names = Object.keys(record.names);
-  for (const key of names.slice(0, Math.max(0, names.length - RECORD_BOUNDS.names))) delete record.names[key];
+  trim(record.names, RECORD_BOUNDS.names);
 }
 
 export function isDone(record: SlackSessionRecord, key: string): boolean {
@@ -164,10 +166,16 @@ export function parseRecord(value: unknown): SlackSessionRecord | undefined {
     attempts: obj(r.attempts),
     open: list<OpenMessage>(r.open).filter((o) => o && typeof o.post === 'string' && typeof o.digest === 'string'),
     closed: list<string>(r.closed).filter((x) => typeof x === 'string'),
-    names: obj(r.names),
+    names: namePairs(r.names),
     joined: list<string>(r.joined).filter((x) => typeof x === 'string'),
     left: list<string>(r.left).filter((x) => typeof x === 'string'),
     messages: typeof r.messages === 'number' ? r.messages : 0,
     updatedAt: typeof r.updatedAt === 'number' ? r.updatedAt : 0,
   };
+}
+
+/** The stored names: pairs of strings; an object (written before names were a list) in its key order. */
+function namePairs(value: unknown): Array<[string, string]> {
+  const pairs = Array.isArray(value) ? value : value && typeof value === 'object' ? Object.entries(value) : [];
+  return pairs.filter((p): p is [string, string] => Array.isArray(p) && p.length === 2 && typeof p[0] === 'string' && typeof p[1] === 'string');
 }
