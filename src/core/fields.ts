@@ -3,7 +3,7 @@
  * the CaoEvent type and its validation (events.ts), the span-event attribute keys
  * (attributes.ts), the CloudEvent `data` keys and the `CaoEventData` type (the exporter's pure
  * transform), the JSON Schemas in schemas/ and the AsyncAPI document (schemas.ts, written by
- * `node scripts/generate-contract.ts`; test/contract.test.ts proves the files on disk agree).
+ * `node src/core/write-contract.ts`; test/contract.test.ts proves the files on disk agree).
  *
  * Adding a field = one row here + the source that produces it (then run the generator).
  * Names are a contract (design.md): never rename an existing attribute or data key.
