@@ -163,8 +163,8 @@ export function createWebhookSink(spec: SinkSpec, env: SinkEnvironment): Webhook
   return sink;
 }
 
-/** The spec of a plain CloudEvents sink for a URL (the callback URL, a library user's). */
-export function cloudEventsSinkSpec(options: {
+/** A plain CloudEvents sink for a URL (the callback URL, a library user's). */
+export interface CloudEventsSinkOptions {
   url: string;
   name?: string;
   mode?: ContentMode;
@@ -172,7 +172,10 @@ export function cloudEventsSinkSpec(options: {
   maxQueue?: number;
   retry?: Partial<RetryPolicy>;
   headers?: Record<string, string>;
-}): SinkSpec {
+}
+
+/** The spec of a plain CloudEvents sink for a URL. */
+export function cloudEventsSinkSpec(options: CloudEventsSinkOptions): SinkSpec {
   const { url, authorization } = withoutCredentials(options.url);
   return {
     name: options.name ?? defaultSinkName(url),
@@ -186,13 +189,7 @@ export function cloudEventsSinkSpec(options: {
 }
 
 /** The options createCaoTelemetry gives for its `callbackUrl`. */
-export interface DeliverySinkOptions {
-  url: string;
-  name?: string;
-  mode?: ContentMode;
-  timeoutMs?: number;
-  maxQueue?: number;
-  retry?: Partial<RetryPolicy>;
+export interface DeliverySinkOptions extends Omit<CloudEventsSinkOptions, 'headers'> {
   logger: Logger;
 }
 
