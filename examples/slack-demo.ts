@@ -10,7 +10,7 @@
  * Against your real workspace, write the same config with your bot token and channel (README,
  * "Slack: setting the app up") and run `npm run demo -- --config cao-events.yaml`.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -39,7 +39,7 @@ sinks:
 );
 process.stderr.write(`Slack stand-in at ${slack.url}; running the demo (${layout} layout)…\n`);
 const quiet = new Writable({ write: (_c, _e, cb) => cb() });
-const summary = await runDemo({ config }, quiet);
+const summary = await runDemo({ config, 'trace-file': join(dir, 'spans.otlp.jsonl') }, quiet);
 const sink = summary.sinks[0]!;
 process.stderr.write(`${sink.delivered + sink.skipped} events: ${sink.delivered} delivered, ${sink.skipped} needed no post, ${sink.failed} failed\n\n`);
 for (const channel of slack.channels.values()) {
@@ -49,3 +49,4 @@ for (const channel of slack.channels.values()) {
   for (const line of lines) console.log(`  ${line}`);
 }
 await slack.close();
+rmSync(dir, { recursive: true, force: true }); // scratch: the config, the outbox, the session map, the spans

@@ -7,12 +7,11 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { startCaoSimulator } from '../src/demo/cao-simulator.ts';
 import type { CaoSimulator, CaoSimulatorOptions } from '../src/demo/cao-simulator.ts';
 import { CAO_VERSIONS, NEWEST_CAO_VERSION, parseCaoVersion, TRAITS, UnknownCaoVersionError } from '../src/demo/cao-versions.ts';
+import { scratchDir } from './helpers/scratch-dir.ts';
 
 interface Res {
   status: number;
@@ -61,7 +60,7 @@ const FAST: CaoSimulatorOptions = { initMs: 20, workMs: 20, timeScale: 0.01 };
 
 let project: string;
 before(() => {
-  project = mkdtempSync(join(tmpdir(), 'cao-sim-test-'));
+  project = scratchDir('cao-sim-test-');
 });
 after(() => rmSync(project, { recursive: true, force: true }));
 

@@ -8,17 +8,17 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { startCaoSimulator } from '../src/demo/cao-simulator.ts';
+import { scratchDir } from './helpers/scratch-dir.ts';
 
 const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
 const TRACE = new URL('./helpers/trace-modules.ts', import.meta.url).pathname;
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-const scratch = mkdtempSync(join(tmpdir(), 'cao-events-cli-'));
+const scratch = scratchDir('cao-events-cli-');
 
 interface Result {
   code: number | null;
@@ -33,7 +33,7 @@ interface Result {
  */
 async function cli(args: string[], env: Record<string, string> = {}, boundMs = 30_000, nodeArgs: string[] = []): Promise<Result | { code: 'hung'; stdout: string; stderr: string }> {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CAO_EVENT') && !k.startsWith('OTEL_') && k !== 'LOG_LEVEL'));
-  const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, CLI, ...args], { env: { ...clean, TMPDIR: scratch, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c));

@@ -1,13 +1,13 @@
 /** Configuration: precedence, validation with errors that name the key, config files. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, DEFAULT_CONFIG, loadConfig } from '../src/config.ts';
 import { traceExportersFrom } from '../src/otlp.ts';
+import { scratchDir } from './helpers/scratch-dir.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'cao-events-config-'));
+const dir = scratchDir('cao-events-config-');
 function file(name: string, text: string): string {
   const path = join(dir, name);
   writeFileSync(path, text);

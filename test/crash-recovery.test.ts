@@ -5,9 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { request } from 'undici';
 import { pendingIds } from './helpers/outbox-contents.ts';
@@ -15,6 +12,7 @@ import { startCaoSimulator } from '../src/demo/cao-simulator.ts';
 import { startReceiver } from '../src/receiver.ts';
 import { freePort } from './helpers/free-port.ts';
 import { waitFor } from './helpers/otlp-receiver.ts';
+import { scratchDir } from './helpers/scratch-dir.ts';
 
 const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
 const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CAO_EVENT') && !k.startsWith('OTEL_')));
@@ -37,7 +35,7 @@ describe('crash recovery', () => {
     const sim = await startCaoSimulator({ workMs: 60_000 });
     const port = await freePort();
     const callback = `http://127.0.0.1:${port}/`;
-    const outbox = mkdtempSync(join(tmpdir(), 'cao-events-crash-'));
+    const outbox = scratchDir('cao-events-crash-');
     const args = ['--callback-url', callback, '--upstream', sim.url, '--port', '0', '--ingest-port', '0', '--no-poll', '--outbox-dir', outbox];
 
     const first = gateway(args);

@@ -6,15 +6,19 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { describe, it } from 'node:test';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { CaoEventData } from '../src/core/fields.ts';
 import type { DemoSummary } from '../src/demo/demo-command.ts';
 import { startReceiver } from '../src/receiver.ts';
 import { startOtlpHttpReceiver } from './helpers/otlp-receiver.ts';
+import { scratchDir } from './helpers/scratch-dir.ts';
 
 const run = promisify(execFile);
 const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
 const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CAO_EVENT') && !k.startsWith('OTEL_')));
+const SCRATCH = scratchDir('cao-events-demo-test-');
+clean.TMPDIR = SCRATCH; // the demo's span file goes there
 
 describe('cao-events demo', () => {
   for (const [version, mode] of [['2.5.4', 'structured'], ['2.1.1', 'batch']] as const) {
@@ -65,10 +69,11 @@ describe('cao-events demo', () => {
   });
 
   it('writes the spans to an OTLP JSON file when no endpoint is given, and exits 0', async () => {
-    const { stdout } = await run(process.execPath, [CLI, 'demo', '--trace-file', `/tmp/cao-events-demo-test-${process.pid}.jsonl`], { env: clean, timeout: 60_000 });
-    assert.match(stdout, new RegExp(`spans\\s+file /tmp/cao-events-demo-test-${process.pid}\\.jsonl`));
+    const spansFile = join(SCRATCH, 'spans.jsonl');
+    const { stdout } = await run(process.execPath, [CLI, 'demo', '--trace-file', spansFile], { env: clean, timeout: 60_000 });
+    assert.ok(stdout.split('\n').some((l) => /^\s*spans\s+file /.test(l) && l.trim().endsWith(spansFile)), stdout);
     const { readFileSync } = await import('node:fs');
-    const lines = readFileSync(`/tmp/cao-events-demo-test-${process.pid}.jsonl`, 'utf8').trim().split('\n');
+    const lines = readFileSync(spansFile, 'utf8').trim().split('\n');
     const spans = lines.flatMap((l) => (JSON.parse(l) as { resourceSpans: Array<{ scopeSpans: Array<{ spans: Array<{ name: string }> }> }> }).resourceSpans
       .flatMap((r) => r.scopeSpans.flatMap((s) => s.spans)));
     assert.ok(spans.some((s) => s.name === 'cao.session'));

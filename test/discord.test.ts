@@ -6,7 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { WebhookSink } from '../exporters/delivery/webhook-sink.ts';
@@ -17,8 +16,9 @@ import { type Runtime, startRuntime } from '../src/runtime.ts';
 import { startDiscordFake } from './helpers/discord-fake.ts';
 import { logCapture } from './helpers/log-capture.ts';
 import { waitFor } from './helpers/otlp-receiver.ts';
+import { scratchDir } from './helpers/scratch-dir.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'cao-events-discord-'));
+const dir = scratchDir('cao-events-discord-');
 const SUP = 'a1b2c3d4';
 const DEV = 'e5f6a7b8';
 

@@ -1,11 +1,13 @@
 /** The runnable examples work: the Slack-bridge style receiver prints the demo session as a chat transcript. */
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { runDemo } from '../src/demo/demo-command.ts';
 import { freePort } from './helpers/free-port.ts';
 import { waitFor } from './helpers/otlp-receiver.ts';
+import { scratchDir } from './helpers/scratch-dir.ts';
 
 describe('examples/slack-bridge-receiver.ts', () => {
   it('renders the demo session as a transcript', async () => {
@@ -18,7 +20,7 @@ describe('examples/slack-bridge-receiver.ts', () => {
     child.stderr.on('data', (c: Buffer) => (err += c));
     await waitFor(() => err.includes('receiver on'), 10_000, 'the example to listen');
     const quiet = new Writable({ write: (_c, _e, cb) => cb() });
-    const summary = await runDemo({ 'callback-url': `http://127.0.0.1:${port}/` }, quiet);
+    const summary = await runDemo({ 'callback-url': `http://127.0.0.1:${port}/`, 'trace-file': join(scratchDir('cao-events-examples-'), 'spans.jsonl') }, quiet);
     // one line per event; a message's further lines are indented under it
     const eventLines = () => out.trim().split('\n').filter((l) => l.startsWith('['));
     await waitFor(() => eventLines().length >= summary.delivered, 5_000, 'the transcript');

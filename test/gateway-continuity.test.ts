@@ -7,9 +7,7 @@
  * real-cao.md §7).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { request } from 'undici';
 import type { CaoEventData } from '../src/core/fields.ts';
@@ -23,6 +21,7 @@ import { startRuntime } from '../src/runtime.ts';
 import { startCaoHooks } from './helpers/cao-hooks.ts';
 import { freePort } from './helpers/free-port.ts';
 import { waitFor } from './helpers/otlp-receiver.ts';
+import { scratchDir } from './helpers/scratch-dir.ts';
 
 function fact(d: CaoEventData): string {
   if (d.event_type === 'message_sent') {
@@ -47,7 +46,7 @@ describe('the gateway path with the plugin and the poller, in CAO\'s real order'
     const receiver = await startReceiver();
     const ingestPort = await freePort();
     const hooks = await startCaoHooks({ upstream: simulator.url, ingestUrl: `http://127.0.0.1:${ingestPort}/v1/cao/events`, simulator, sessionsAfterCreate: true });
-    const project = mkdtempSync(join(tmpdir(), 'cao-events-test-project-'));
+    const project = scratchDir('cao-events-test-project-');
     const config = loadConfig({
       flags: { 'callback-url': receiver.url, upstream: hooks.url, port: '0', 'ingest-port': String(ingestPort), 'poll-interval-ms': '100' },
       env: {},

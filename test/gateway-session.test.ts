@@ -4,9 +4,7 @@
  * CloudEvents that reach a real receiver, each fact once, in one trace.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import type { CaoEventData } from '../exporters/transform.ts';
 import { loadConfig } from '../src/config.ts';
@@ -19,6 +17,7 @@ import { startReceiver } from '../src/receiver.ts';
 import { startRuntime } from '../src/runtime.ts';
 import { logCapture } from './helpers/log-capture.ts';
 import { waitFor } from './helpers/otlp-receiver.ts';
+import { scratchDir } from './helpers/scratch-dir.ts';
 
 function fact(d: CaoEventData): string {
   switch (d.event_type) {
@@ -36,7 +35,7 @@ async function drive(version: CaoVersion) {
   const simulator = await startCaoSimulator({ version, initMs: 400, workMs: 300 });
   const receiver = await startReceiver();
   const logs = logCapture();
-  const project = mkdtempSync(join(tmpdir(), 'cao-events-test-project-'));
+  const project = scratchDir('cao-events-test-project-');
   const config = loadConfig({
     flags: { 'callback-url': receiver.url, upstream: simulator.url, port: '0', 'poll-interval-ms': '100', 'log-level': 'debug' },
   });

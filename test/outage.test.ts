@@ -12,9 +12,6 @@
  * asserted.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { systemClock } from '../exporters/delivery/clock.ts';
 import type { CaoEventData } from '../exporters/transform.ts';
@@ -24,6 +21,7 @@ import { createCaoTelemetry } from '../src/core/telemetry.ts';
 import { JumpClock } from './helpers/jump-clock.ts';
 import { logCapture } from './helpers/log-capture.ts';
 import { startSwitchableReceiver } from './helpers/switchable-receiver.ts';
+import { scratchDir } from './helpers/scratch-dir.ts';
 
 const REALTIME = process.env.CAO_EVENTS_REALTIME_OUTAGE === '1';
 const OUTAGE_MS = 40_000;
@@ -41,7 +39,7 @@ for (const maxQueue of [10_000, 1]) {
       const now = () => (clock ?? systemClock).now();
       const sink = createWebhookSink(cloudEventsSinkSpec({ url: receiver.url, maxQueue }), {
         logger: createLogger('info', logs.stream),
-        outbox: { dir: mkdtempSync(join(tmpdir(), 'cao-events-outage-')) },
+        outbox: { dir: scratchDir('cao-events-outage-') },
         clock,
       });
       const telemetry = createCaoTelemetry({ sinks: [sink], otlp: false });

@@ -12,8 +12,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdirSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { request } from 'undici';
@@ -34,6 +33,7 @@ import { pendingIds } from './helpers/outbox-contents.ts';
 import { waitFor } from './helpers/otlp-receiver.ts';
 import { faultyFs, smallDisk } from './helpers/small-disk.ts';
 import { startSwitchableReceiver } from './helpers/switchable-receiver.ts';
+import { scratchDir } from './helpers/scratch-dir.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -54,7 +54,7 @@ function brokenDisk(t: { diagnostic(m: string): void; after(fn: () => void): voi
   t.diagnostic('mount not allowed here: ENOSPC / EROFS injected at the outbox file-system seam');
   const seam = faultyFs();
   return {
-    base: mkdtempSync(join(tmpdir(), 'cao-events-seam-')),
+    base: scratchDir('cao-events-seam-'),
     fs: seam.fs,
     full: () => seam.failWrites('ENOSPC'),
     room: () => seam.failWrites(undefined),

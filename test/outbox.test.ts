@@ -6,10 +6,9 @@
  * dead-letter file and replay re-sends them with their ids. Real HTTP on 127.0.0.1, real files.
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, readdirSync } from 'node:fs';
+import { appendFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { CloudEventV1 } from 'cloudevents';
@@ -23,7 +22,7 @@ import { startReceiver } from '../src/receiver.ts';
 import { cloudEventsSinkSpec, createDeliveryQueue, createWebhookSink, outboxDirOf } from '../src/sink-factory.ts';
 import { JumpClock } from './helpers/jump-clock.ts';
 import { logCapture } from './helpers/log-capture.ts';
-import { waitFor } from './helpers/otlp-receiver.ts';
+import { scratchDir } from './helpers/scratch-dir.ts';
 
 const logger = createLogger('silent');
 
@@ -46,7 +45,7 @@ async function freeUrl(): Promise<{ url: string; port: number }> {
   return { url: `http://127.0.0.1:${port}/`, port };
 }
 
-const dir = () => mkdtempSync(join(tmpdir(), 'cao-events-outbox-'));
+const dir = () => scratchDir('cao-events-outbox-');
 
 function storage(d: string, memoryEvents = 100, maxBytes = 1 << 30, log = logger) {
   return OutboxStorage.open({ dir: d, sink: 'test', maxBytes, memoryEvents, logger: log, losses: new LossLog(log) });

@@ -4,8 +4,7 @@
  * receiver both get only the redacted text.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { CaoEventData } from '../exporters/transform.ts';
@@ -15,8 +14,9 @@ import { DEFAULT_REDACTION_RULES, compileRedaction, redact, redactText } from '.
 import { startRuntime } from '../src/runtime.ts';
 import { startCaptureServer } from './helpers/capture-server.ts';
 import { startOtlpHttpReceiver, waitFor } from './helpers/otlp-receiver.ts';
+import { scratchDir } from './helpers/scratch-dir.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'cao-events-redaction-'));
+const dir = scratchDir('cao-events-redaction-');
 function file(name: string, text: string): string {
   const path = join(dir, name);
   writeFileSync(path, text);

@@ -8,10 +8,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { readDeadLetters } from '../exporters/delivery/outbox-files.ts';
@@ -24,10 +23,11 @@ import { outboxDirOf } from '../src/sink-factory.ts';
 import { startCaptureServer } from './helpers/capture-server.ts';
 import { startDiscordFake } from './helpers/discord-fake.ts';
 import { startSlackFake } from './helpers/slack-fake.ts';
+import { scratchDir } from './helpers/scratch-dir.ts';
 
 const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
 const SECRET = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
-const dir = mkdtempSync(join(tmpdir(), 'cao-events-replay-'));
+const dir = scratchDir('cao-events-replay-');
 
 function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CAO_EVENT') && !k.startsWith('OTEL_')));

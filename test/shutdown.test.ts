@@ -6,9 +6,6 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { request } from 'undici';
 import { startCaoSimulator } from '../src/demo/cao-simulator.ts';
@@ -17,6 +14,7 @@ import { startCli } from './helpers/cli-process.ts';
 import { freePort } from './helpers/free-port.ts';
 import { pendingIds } from './helpers/outbox-contents.ts';
 import { waitFor } from './helpers/otlp-receiver.ts';
+import { scratchDir } from './helpers/scratch-dir.ts';
 
 const gateway = (args: string[]) => startCli('gateway', args);
 
@@ -68,7 +66,7 @@ describe('SIGTERM with a backlog', () => {
   it('with the outbox: the exact number kept and the directory they are in; the next start delivers them', async () => {
     const sim = await startCaoSimulator({ workMs: 60_000 });
     const [port, ingestPort, sinkPort] = [await freePort(), await freePort(), await freePort()];
-    const outbox = mkdtempSync(join(tmpdir(), 'cao-events-sigterm-'));
+    const outbox = scratchDir('cao-events-sigterm-');
     const args = ['--callback-url', `http://127.0.0.1:${sinkPort}/hook`, '--upstream', sim.url, '--port', String(port), '--ingest-port', String(ingestPort), '--no-poll', '--shutdown-timeout-ms', '300', '--outbox-dir', outbox];
     const first = gateway(args);
     await waitFor(() => first.stderr().includes('"listen"'), 20_000, 'the gateway to listen');

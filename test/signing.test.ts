@@ -7,8 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { sign, verify } from '../exporters/delivery/signing.ts';
@@ -17,6 +16,7 @@ import { createLogger } from '../src/logger.ts';
 import { startRuntime } from '../src/runtime.ts';
 import { startCaptureServer } from './helpers/capture-server.ts';
 import { logCapture } from './helpers/log-capture.ts';
+import { scratchDir } from './helpers/scratch-dir.ts';
 
 /**
  * The receiver side of the Standard Webhooks spec, written independently: the key is the
@@ -41,7 +41,7 @@ function independentVerify(headers: Record<string, unknown>, body: string, secre
 }
 
 const newSecret = (): string => `whsec_${randomBytes(32).toString('base64')}`;
-const dir = mkdtempSync(join(tmpdir(), 'cao-events-signing-'));
+const dir = scratchDir('cao-events-signing-');
 const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
 
 describe('Standard Webhooks signatures', () => {

@@ -20,14 +20,14 @@
  * real server changed, re-record with the end-to-end suite).
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type CaoSimulator, startCaoSimulator } from '../src/demo/cao-simulator.ts';
 import { parseCaoVersion } from '../src/demo/cao-versions.ts';
 import type { Exchange } from './e2e/helpers/cao-client.ts';
 import { collapsePolls, pollState } from './e2e/helpers/fixtures.ts';
+import { scratchDir } from './helpers/scratch-dir.ts';
 
 const FIXTURES = new URL('./fixtures/real-cao/', import.meta.url);
 
@@ -138,7 +138,7 @@ interface Replay {
 }
 
 async function replay(version: string, rec: Recording): Promise<Replay> {
-  const root = mkdtempSync(join(tmpdir(), 'cao-contract-'));
+  const root = scratchDir('cao-contract-');
   mkdirSync(join(root, 'work'));
   const sim = await startCaoSimulator({ version: parseCaoVersion(version), initMs: 60, workMs: 60, timeScale: 0.05 });
   const ids = new Map<string, string>();
@@ -227,7 +227,7 @@ describe('simulator contract: status sequences of real terminals', () => {
     const real = (role: string): string[] => distinct((recorded.sequences[role] ?? []).map(([, s]) => s.replace(/^HTTP(\d+)$/, 'HTTP $1')));
 
     it(`${version}: an assign worker (then DELETEd), a worker whose window is killed, a worker that cannot start`, { timeout: 60_000 }, async () => {
-      const root = mkdtempSync(join(tmpdir(), 'cao-contract-'));
+      const root = scratchDir('cao-contract-');
       const sim = await startCaoSimulator({ version, initMs: 80, workMs: 80, timeScale: 0.02 });
       const seen = new Map<string, string[]>();
       const watching = new Set<string>();

@@ -7,8 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { request } from 'undici';
@@ -17,9 +16,10 @@ import { startCaoSimulator } from '../src/demo/cao-simulator.ts';
 import { startCaptureServer } from './helpers/capture-server.ts';
 import { freePort } from './helpers/free-port.ts';
 import { waitFor } from './helpers/otlp-receiver.ts';
+import { scratchDir } from './helpers/scratch-dir.ts';
 
 const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
-const dir = mkdtempSync(join(tmpdir(), 'cao-events-secrets-'));
+const dir = scratchDir('cao-events-secrets-');
 const SECRETS = ['T0SECRETTEAM', 'B0SECRETHOOK', 'XXSECRETTOKENXX', 'QUERYSECRET', 'hunter2', 'alice', 'PATHSECRET', '/services', '/hooks'];
 const children: Array<ReturnType<typeof spawn>> = [];
 after(() => {

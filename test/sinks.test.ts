@@ -6,8 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { WebhookSink } from '../exporters/delivery/webhook-sink.ts';
@@ -19,8 +18,9 @@ import { startReceiver } from '../src/receiver.ts';
 import { startRuntime } from '../src/runtime.ts';
 import { startCaptureServer } from './helpers/capture-server.ts';
 import { logCapture } from './helpers/log-capture.ts';
+import { scratchDir } from './helpers/scratch-dir.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'cao-events-sinks-'));
+const dir = scratchDir('cao-events-sinks-');
 function file(name: string, text: string): string {
   const path = join(dir, name);
   writeFileSync(path, text);

@@ -7,8 +7,7 @@
  * posts after it continue in the same thread or channel.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
@@ -22,12 +21,13 @@ import { startRuntime } from '../src/runtime.ts';
 import { CollectSink } from './helpers/collect-sink.ts';
 import { waitFor } from './helpers/otlp-receiver.ts';
 import { type SlackFake, startSlackFake } from './helpers/slack-fake.ts';
+import { scratchDir } from './helpers/scratch-dir.ts';
 
 const TOKEN = 'xoxb-demo-token';
 const quiet = new Writable({ write: (_c, _e, cb) => cb() });
 
 function configFile(slack: SlackFake, settings: string, extra = ''): { path: string; dir: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'cao-events-slack-demo-'));
+  const dir = scratchDir('cao-events-slack-demo-');
   const path = join(dir, 'cao-events.yaml');
   writeFileSync(path, `outbox: { dir: ${join(dir, 'outbox')} }\n${extra}sinks:\n  - name: slack\n    url: ${slack.apiBase}\n    transform: slack\n    slack: { token: ${TOKEN}, ${settings} }\n`);
   return { path, dir };
@@ -76,7 +76,7 @@ describe('the demo session in Slack', () => {
     const slack = await startSlackFake({ token: TOKEN });
     t.after(() => slack.close());
     const { path } = configFile(slack, 'channel: C0CAOEVENTS');
-    const summary = await runDemo({ config: path }, quiet);
+    const summary = await runDemo({ config: path, 'trace-file': join(scratchDir('cao-events-slack-demo-spans-'), 'spans.jsonl') }, quiet);
     assert.deepEqual(summary.sinks, [{ name: 'slack', delivered: summary.delivered - summary.sinks[0]!.skipped, skipped: summary.sinks[0]!.skipped, failed: 0, dropped: 0 }]);
     assert.deepEqual(slack.refused, []);
     assert.equal(slack.rateLimited, 0);
@@ -92,7 +92,7 @@ describe('the demo session in Slack', () => {
     const slack = await startSlackFake({ token: TOKEN });
     t.after(() => slack.close());
     const { path } = configFile(slack, 'layout: channel, invite: [U0ALICE001]');
-    const summary = await runDemo({ config: path }, quiet);
+    const summary = await runDemo({ config: path, 'trace-file': join(scratchDir('cao-events-slack-demo-spans-'), 'spans.jsonl') }, quiet);
     assert.equal(summary.sinks[0]!.failed, 0);
     assert.deepEqual(slack.refused, []);
     const channel = slack.channelByName('cao-demo')!;

@@ -9,7 +9,6 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { WebhookSink } from '../exporters/delivery/webhook-sink.ts';
@@ -21,8 +20,9 @@ import { type Runtime, startRuntime } from '../src/runtime.ts';
 import { logCapture } from './helpers/log-capture.ts';
 import { waitFor } from './helpers/otlp-receiver.ts';
 import { type SlackFake, blockText, startSlackFake } from './helpers/slack-fake.ts';
+import { scratchDir } from './helpers/scratch-dir.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'cao-events-slack-'));
+const dir = scratchDir('cao-events-slack-');
 const SUP = 'a1b2c3d4';
 const DEV = 'e5f6a7b8';
 const TOKEN = 'xoxb-test-token';

@@ -5,10 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { scratchDir } from './helpers/scratch-dir.ts';
 
 const DIR = join(import.meta.dirname, 'e2e', 'standins');
 const PROMPT = '\u276f ';
@@ -62,7 +63,7 @@ describe('kiro-cli stand-in', () => {
 describe('launch-failure injection (test control)', () => {
   for (const [name, args] of [['mock_cli', []], ['kiro-cli', ['chat', '--agent', 'x']]] as const) {
     it(`${name} exits 1 before any prompt while $HOME/.standin/fail-launch exists`, async () => {
-      const home = mkdtempSync(join(tmpdir(), 'standin-'));
+      const home = scratchDir('standin-');
       try {
         mkdirSync(join(home, '.standin'));
         writeFileSync(join(home, '.standin', 'fail-launch'), '');

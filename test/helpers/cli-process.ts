@@ -5,9 +5,12 @@
  */
 import { spawn } from 'node:child_process';
 import { after } from 'node:test';
+import { scratchDir } from './scratch-dir.ts';
 
 const CLI = new URL('../../src/cli.ts', import.meta.url).pathname;
 const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CAO_EVENT') && !k.startsWith('OTEL_')));
+/** Children's temp files (the demo's span file) go to a directory removed at exit. */
+clean.TMPDIR = scratchDir('cao-events-cli-');
 const children: Array<ReturnType<typeof spawn>> = [];
 after(() => {
   for (const c of children) c.kill('SIGKILL');
