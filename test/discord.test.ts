@@ -196,6 +196,27 @@ describe('discord', () => {
     await discord.close();
   });
 
+  it('forum layout: a session map that cannot be saved is reported once at WARN, and posting goes on from memory', async (t) => {
+    const discord = await startDiscordFake({ forum: true });
+    t.after(() => discord.close());
+    const logs = logCapture();
+    const notADir = join(dir, `plain-file-${Math.random().toString(36).slice(2)}`);
+    writeFileSync(notADir, 'a file, not a directory');
+    const stateFile = join(notADir, 'discord-sessions.json');
+    const runtime = start(discord.webhookUrl, `    discord: { layout: forum, stateFile: ${stateFile} }\n    filter: { types: [message_sent] }\n`, logs);
+    t.after(() => runtime.close());
+    for (const e of team('cao-unsaved')) runtime.record(e);
+    runtime.record(say('cao-unsaved', 'first'));
+    runtime.record(say('cao-unsaved', 'second', DEV, SUP));
+    await runtime.telemetry.forceFlush();
+    await waitFor(() => discord.messages.length === 2, 10_000, 'both messages');
+    assert.equal(discord.threads.size, 1, 'one forum post: the map in memory still names it');
+    const warned = logs.lines().filter((l) => l.msg === 'discord: the session map could not be saved; posting continues from memory (a restart may open new threads, channels or posts)');
+    assert.equal(warned.length, 1, logs.text());
+    assert.equal(warned[0]!.level, 40);
+    assert.equal(warned[0]!.file, stateFile);
+  });
+
   it('a deleted webhook (404, code 10015) disables the sink', async () => {
     const discord = await startDiscordFake();
     const logs = logCapture();

@@ -386,9 +386,7 @@ export function createDiscordSink(options: DiscordOptions = {}): DiscordSinkPart
       if (layout === 'forum' && !sessions.path) {
         logger.info('discord: no outbox.dir or discord.stateFile: which forum post shows which session is kept in memory only (a restart opens new ones)');
       }
-      for (const problem of sessions.takeProblems()) {
-        logger.warn({ file: sessions.path, problem: problem.kind, error: problem.message }, 'discord: the session map could not be read; starting with an empty one');
-      }
+      sessions.reportTo(logger, 'discord');
       return http;
     },
   };

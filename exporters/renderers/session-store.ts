@@ -7,10 +7,12 @@
  *
  * A file that cannot be read as such is set aside (`<file>.unreadable-<time>`) and the map starts
  * empty; a write that fails is reported once and retried at the next change: the sink keeps
- * working from memory.
+ * working from memory. Problems are logged once the owner names its logger (`reportTo`); those
+ * met before are logged then.
  */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { Logger } from 'pino';
 
 export interface SessionStoreOptions<T> {
   /** The file; undefined: memory only. */
@@ -27,6 +29,11 @@ export interface StoreProblem {
   message: string;
 }
 
+const PROBLEM_TEXT: Record<StoreProblem['kind'], string> = {
+  unreadable: 'the session map could not be read; starting with an empty one',
+  write_failed: 'the session map could not be saved; posting continues from memory (a restart may open new threads, channels or posts)',
+};
+
 const VERSION = 1;
 /** Sessions remembered at most: the file is rewritten after every change, so it stays small. */
 export const DEFAULT_MAX_SESSIONS = 200;
@@ -38,8 +45,9 @@ export class SessionStore<T extends { updatedAt: number; ended?: boolean }> {
   readonly #max: number;
   readonly #sessions = new Map<string, T>();
   #writeFailing = false;
-  /** Problems met (file set aside, writes failing), for the owner to log; taken by takeProblems(). */
+  /** Problems met (file set aside, writes failing) before `reportTo` named a logger. */
   #problems: StoreProblem[] = [];
+  #report: ((problem: StoreProblem) => void) | undefined;
 
   constructor(options: SessionStoreOptions<T>) {
     this.path = options.path;
@@ -85,16 +93,21 @@ export class SessionStore<T extends { updatedAt: number; ended?: boolean }> {
       this.#writeFailing = false;
     } catch (err) {
       if (!this.#writeFailing) {
-        this.#problems.push({ kind: 'write_failed', message: `${(err as NodeJS.ErrnoException).code ?? 'error'}: ${(err as Error).message.split('\n')[0]}` });
+        this.#problem({ kind: 'write_failed', message: `${(err as NodeJS.ErrnoException).code ?? 'error'}: ${(err as Error).message.split('\n')[0]}` });
       }
       this.#writeFailing = true;
     }
   }
 
-  takeProblems(): StoreProblem[] {
-    const out = this.#problems;
-    this.#problems = [];
-    return out;
+  /** Logs every problem at WARN, naming the sink: those met so far now, later ones as they happen. */
+  reportTo(logger: Logger, sink: string): void {
+    this.#report = (problem) => logger.warn({ file: this.path, problem: problem.kind, error: problem.message }, `${sink}: ${PROBLEM_TEXT[problem.kind]}`);
+    for (const problem of this.#problems.splice(0)) this.#report(problem);
+  }
+
+  #problem(problem: StoreProblem): void {
+    if (this.#report) this.#report(problem);
+    else this.#problems.push(problem);
   }
 
   #load(): void {
@@ -112,7 +125,7 @@ export class SessionStore<T extends { updatedAt: number; ended?: boolean }> {
       } catch {
         // left where it is; it is overwritten at the next save
       }
-      this.#problems.push({ kind: 'unreadable', message: `${(err as Error).message.split('\n')[0]}; set aside as ${aside}` });
+      this.#problem({ kind: 'unreadable', message: `${(err as Error).message.split('\n')[0]}; set aside as ${aside}` });
       return;
     }
     const rows = Object.entries(parsed.sessions as Record<string, unknown>)

@@ -137,7 +137,7 @@ export function createSlackSink(options: SlackOptions = {}): SlackSinkParts {
       },
     };
     return { renderer, sessions, sender: (http, logger) => {
-      reportStoreProblems(sessions, logger);
+      sessions.reportTo(logger, 'slack');
       return http;
     } };
   }
@@ -193,7 +193,7 @@ export function createSlackSink(options: SlackOptions = {}): SlackSinkParts {
       if (!sessions.path) {
         logger.info('slack: no outbox.dir or slack.stateFile: which thread or channel shows which session is kept in memory only (a restart of cao-events opens new ones)');
       }
-      reportStoreProblems(sessions, logger);
+      sessions.reportTo(logger, 'slack');
       return new SlackWebApiSender({
         token: options.token!,
         layout,
@@ -208,12 +208,6 @@ export function createSlackSink(options: SlackOptions = {}): SlackSinkParts {
       });
     },
   };
-}
-
-function reportStoreProblems(sessions: SessionStore<SlackSessionRecord>, logger: Logger): void {
-  for (const problem of sessions.takeProblems()) {
-    logger.warn({ file: sessions.path, problem: problem.kind, error: problem.message }, 'slack: the session map could not be read; starting with an empty one');
-  }
 }
 
 /** The renderer alone (tests, library users): `createSlackSink(options).renderer`. */

@@ -117,11 +117,9 @@ export class SlackWebApiSender implements Sender {
     return OK;
   }
 
+  /** Writes the session map; a failure is logged by the store (the sink reported it to our logger). */
   #save(): void {
     this.#o.sessions.save();
-    for (const problem of this.#o.sessions.takeProblems()) {
-      this.#o.logger.warn({ file: this.#o.sessions.path, problem: problem.kind, error: problem.message }, 'slack: the session map could not be saved; posting continues from memory (a restart may open new threads or channels)');
-    }
   }
 
   #warnOnce(key: string, fields: Record<string, unknown>, message: string): void {
