@@ -321,6 +321,22 @@ export async function startSlackFake(options: SlackFakeOptions = {}): Promise<Sl
     return scopes.has(needed) ? undefined : err('missing_scope', { needed, provided: [...scopes].join(',') });
   }
 
+  /**
+   * The channel a method names, or Slack's answer when it cannot be used, checked in Slack's
+   * order: the method's scope, the channel's existence, then (where the method asks) that it is
+   * not archived (`archived`: the error code) and that the bot is a member.
+   */
+  function target(method: string, body: Record<string, unknown>, checks: { archived?: string; member?: boolean } = {}): FakeChannel | Reply {
+    const channel = find(body.channel);
+    const scope = needScope(method, channel?.is_private ?? false);
+    if (scope) return scope;
+    if (!channel) return err('channel_not_found');
+    if (checks.archived && channel.is_archived) return err(checks.archived);
+    if (checks.member && !channel.members.has(BOT_USER)) return err('not_in_channel');
+    return channel;
+  }
+  const isReply = (x: FakeChannel | Reply): x is Reply => 'payload' in x;
+
   function channelJson(c: FakeChannel): Record<string, unknown> {
     return {
       id: c.id, name: c.name, is_channel: !c.is_private, is_group: c.is_private, is_private: c.is_private,
@@ -348,11 +364,8 @@ export async function startSlackFake(options: SlackFakeOptions = {}): Promise<Sl
   function api(method: string, body: Record<string, unknown>, now: number): Reply {
     switch (method) {
       case 'chat.postMessage': {
-        const channel = find(body.channel);
-        const scope = needScope(method, channel?.is_private ?? false);
-        if (scope) return scope;
-        if (!channel) return err('channel_not_found');
-        if (channel.is_archived) return err('is_archived');
+        const channel = target(method, body, { archived: 'is_archived' });
+        if (isReply(channel)) return channel;
         if (!channel.members.has(BOT_USER) && !(scopes.has('chat:write.public') && !channel.is_private)) return err('not_in_channel');
         const last = lastAccepted.get(channel.id);
         if (forcedLimit() || (last !== undefined && now - last < minInterval)) return { ...limited(1), channel: channel.id };
@@ -370,11 +383,8 @@ export async function startSlackFake(options: SlackFakeOptions = {}): Promise<Sl
         return { ...ok({ channel: channel.id, ts, message: { text: body.text, ts, ...(threadTs ? { thread_ts: threadTs } : {}) } }), channel: channel.id };
       }
       case 'chat.update': {
-        const channel = find(body.channel);
-        const scope = needScope(method, channel?.is_private ?? false);
-        if (scope) return scope;
-        if (!channel) return err('channel_not_found');
-        if (channel.is_archived) return err('is_archived');
+        const channel = target(method, body, { archived: 'is_archived' });
+        if (isReply(channel)) return channel;
         const message = channel.messages.find((m) => m.ts === body.ts && !m.deleted);
         if (!message) return err('message_not_found');
         if (message.user !== BOT_USER) return err('cant_update_message');
@@ -386,11 +396,8 @@ export async function startSlackFake(options: SlackFakeOptions = {}): Promise<Sl
         return { ...ok({ channel: channel.id, ts: message.ts, text: message.text }), channel: channel.id };
       }
       case 'reactions.add': {
-        const channel = find(body.channel);
-        const scope = needScope(method, channel?.is_private ?? false);
-        if (scope) return scope;
-        if (!channel) return err('channel_not_found');
-        if (channel.is_archived) return err('is_archived');
+        const channel = target(method, body, { archived: 'is_archived' });
+        if (isReply(channel)) return channel;
         if (typeof body.name !== 'string' || !/^[a-z0-9_+-]+$/.test(body.name)) return err('invalid_name');
         const message = channel.messages.find((m) => m.ts === body.timestamp && !m.deleted);
         if (!message) return err('message_not_found');
@@ -426,24 +433,16 @@ export async function startSlackFake(options: SlackFakeOptions = {}): Promise<Sl
         return ok({ channel: channelJson(channel), ...(already ? { warning: 'already_in_channel' } : {}) });
       }
       case 'conversations.setTopic': {
-        const channel = find(body.channel);
-        const scope = needScope(method, channel?.is_private ?? false);
-        if (scope) return scope;
-        if (!channel) return err('channel_not_found');
-        if (channel.is_archived) return err('is_archived');
-        if (!channel.members.has(BOT_USER)) return err('not_in_channel');
+        const channel = target(method, body, { archived: 'is_archived', member: true });
+        if (isReply(channel)) return channel;
         const topic = typeof body.topic === 'string' ? body.topic : '';
         if (topic.length > 250) return err('too_long');
         channel.topic = topic;
         return ok({ channel: channelJson(channel) });
       }
       case 'conversations.invite': {
-        const channel = find(body.channel);
-        const scope = needScope(method, channel?.is_private ?? false);
-        if (scope) return scope;
-        if (!channel) return err('channel_not_found');
-        if (channel.is_archived) return err('is_archived');
-        if (!channel.members.has(BOT_USER)) return err('not_in_channel');
+        const channel = target(method, body, { archived: 'is_archived', member: true });
+        if (isReply(channel)) return channel;
         const ids = String(body.users ?? '').split(',').map((u) => u.trim()).filter(Boolean);
         const force = body.force === true || body.force === 'true';
         const errors: Array<{ user: string; ok: false; error: string }> = [];
@@ -457,12 +456,8 @@ export async function startSlackFake(options: SlackFakeOptions = {}): Promise<Sl
         return ok({ channel: channelJson(channel), ...(errors.length > 0 ? { errors } : {}) });
       }
       case 'conversations.archive': {
-        const channel = find(body.channel);
-        const scope = needScope(method, channel?.is_private ?? false);
-        if (scope) return scope;
-        if (!channel) return err('channel_not_found');
-        if (channel.is_archived) return err('already_archived');
-        if (!channel.members.has(BOT_USER)) return err('not_in_channel');
+        const channel = target(method, body, { archived: 'already_archived', member: true });
+        if (isReply(channel)) return channel;
         channel.is_archived = true;
         return ok();
       }
@@ -481,11 +476,8 @@ export async function startSlackFake(options: SlackFakeOptions = {}): Promise<Sl
       }
       case 'conversations.history':
       case 'conversations.replies': {
-        const channel = find(body.channel);
-        const scope = needScope(method, channel?.is_private ?? false);
-        if (scope) return scope;
-        if (!channel) return err('channel_not_found');
-        if (!channel.members.has(BOT_USER)) return err('not_in_channel');
+        const channel = target(method, body, { member: true });
+        if (isReply(channel)) return channel;
         const inclusive = body.inclusive === true || body.inclusive === 'true';
         const oldest = Number(body.oldest ?? 0);
         const latest = body.latest === undefined ? Infinity : Number(body.latest);
