@@ -90,6 +90,8 @@ const COLORS: Record<string, number> = {
 const KIND: Record<string, string> = { assign: 'task', handoff: 'handoff' };
 
 export const DISCORD_STATE_FORMAT = 'cao-events.discord-sessions';
+/** A session record keeps at most this many terminals shown and messages awaiting a later phase (oldest first out). */
+const RECORD_BOUNDS = { present: 500, open: 200 } as const;
 
 /** The terminal that speaks for an event: the sender of a message, the terminal of a terminal event. */
 function speakerOf(event: CaoCloudEventLike): string | undefined {
@@ -207,8 +209,8 @@ function parseDiscordRecord(value: unknown): DiscordSessionRecord | undefined {
     ...(typeof r.thread === 'string' && /^\d{1,25}$/.test(r.thread) ? { thread: r.thread } : {}),
     ...(r.started === true ? { started: true } : {}),
     ...(r.ended === true ? { ended: true } : {}),
-    present: strings(r.present).slice(-500),
-    open: strings(r.open).slice(-200),
+    present: strings(r.present).slice(-RECORD_BOUNDS.present),
+    open: strings(r.open).slice(-RECORD_BOUNDS.open),
     updatedAt: typeof r.updatedAt === 'number' ? r.updatedAt : 0,
   };
 }
@@ -259,8 +261,8 @@ export function visibleEvents(
       }
     }
   });
-  record.present = record.present.slice(-500);
-  record.open = record.open.slice(-200);
+  record.present = record.present.slice(-RECORD_BOUNDS.present);
+  record.open = record.open.slice(-RECORD_BOUNDS.open);
   record.updatedAt = now;
   return { record, visible };
 }
