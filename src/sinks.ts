@@ -126,14 +126,12 @@ export function resolveRenderer(sink: SinkConfig, index: number, outboxDir?: str
     case 'slack': {
       const options = sink.slack ?? {};
       const stateFile = chatStateFile(sink, options.stateFile, outboxDir, SLACK_STATE_FILE);
-      const parts = createSlackSink({ ...options, ...(stateFile ? { stateFile } : {}) });
-      return { renderer: parts.renderer, ...(parts.sender ? { sender: parts.sender } : {}) };
+      return createSlackSink({ ...options, ...(stateFile ? { stateFile } : {}) });
     }
     case 'discord': {
       const options = sink.discord ?? {};
       const stateFile = chatStateFile(sink, options.stateFile, outboxDir, DISCORD_STATE_FILE);
-      const parts = createDiscordSink({ ...options, ...(stateFile ? { stateFile } : {}) });
-      return { renderer: parts.renderer, sender: parts.sender };
+      return createDiscordSink({ ...options, ...(stateFile ? { stateFile } : {}) });
     }
   }
 }

@@ -26,10 +26,8 @@
  * (Discord's webhooks take no idempotency key); every other retry posts into the known thread.
  */
 import { createHash } from 'node:crypto';
-import type { Logger } from 'pino';
-import type { Sender } from '../delivery/sender.ts';
 import type { CaoEventData } from '../transform.ts';
-import { SessionStore } from './session-store.ts';
+import { type ChatSinkParts, SessionStore } from './session-store.ts';
 import { agentLabel, dataOf, eventTimeMs, fitText, lifecycleSentence, readableMessage, sessionOf } from './text.ts';
 import type { CaoCloudEventLike, ResponseVerdict, Renderer, RenderContext, RenderedRequest, TransformResponse } from './types.ts';
 
@@ -267,11 +265,7 @@ export function visibleEvents(
   return { record, visible };
 }
 
-export interface DiscordSinkParts {
-  renderer: Renderer;
-  sender: (http: Sender, logger: Logger) => Sender;
-  sessions: SessionStore<DiscordSessionRecord>;
-}
+export type DiscordSinkParts = ChatSinkParts<DiscordSessionRecord>;
 
 function withQuery(url: string, params: Record<string, string>): string {
   const u = new URL(url);

@@ -13,6 +13,8 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
+import type { Sender } from '../delivery/sender.ts';
+import type { Renderer } from './types.ts';
 
 export interface SessionStoreOptions<T> {
   /** The file; undefined: memory only. */
@@ -22,6 +24,13 @@ export interface SessionStoreOptions<T> {
   /** Validates one stored record; undefined drops it. */
   parse: (value: unknown) => T | undefined;
   maxSessions?: number;
+}
+
+/** What a chat sink (Slack, Discord) is made of: its renderer, the sender around the sink's HTTP one, its session map. */
+export interface ChatSinkParts<T extends { updatedAt: number; ended?: boolean }> {
+  renderer: Renderer;
+  sender: (http: Sender, logger: Logger) => Sender;
+  sessions: SessionStore<T>;
 }
 
 export interface StoreProblem {

@@ -18,9 +18,7 @@
  * plans out; the delivery queue orders, retries and keeps them. Slack's documented rules are in
  * slack/rules.ts.
  */
-import type { Logger } from 'pino';
-import type { Sender } from '../delivery/sender.ts';
-import { SessionStore } from './session-store.ts';
+import { type ChatSinkParts, SessionStore } from './session-store.ts';
 import { type ConversationOptions, type LaterPhases, planBatch } from './slack/conversation.ts';
 import type { SlackPlan } from './slack/plan.ts';
 import { METHOD_SCOPES, POST_INTERVAL_MS, SLACK_API_BASE, type SlackMethod, WEBHOOK_GONE, classifySlackError, slackErrorCode } from './slack/rules.ts';
@@ -65,12 +63,8 @@ export interface SlackOptions {
   now?: () => number;
 }
 
-export interface SlackSinkParts {
-  renderer: Renderer;
-  /** Web API mode: the sender that carries plans out, around the sink's HTTP sender. */
-  sender?: (http: Sender, logger: Logger) => Sender;
-  sessions: SessionStore<SlackSessionRecord>;
-}
+/** Web API mode: the sender carries plans out, around the sink's HTTP sender; a webhook's is the HTTP sender itself. */
+export type SlackSinkParts = ChatSinkParts<SlackSessionRecord>;
 
 export const SLACK_STATE_FORMAT = 'cao-events.slack-sessions';
 /** Events in one plan at most. */
