@@ -11,7 +11,6 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { request } from 'undici';
 import { loadConfig } from '../src/config.ts';
 import { startCaoSimulator } from '../src/demo/cao-simulator.ts';
 import { runDemo } from '../src/demo/demo-command.ts';
@@ -22,6 +21,7 @@ import { CollectSink } from './helpers/collect-sink.ts';
 import { waitFor } from './helpers/otlp-receiver.ts';
 import { type SlackFake, startSlackFake } from './helpers/slack-fake.ts';
 import { scratchDir } from './helpers/scratch-dir.ts';
+import { call } from '../src/demo/scenario.ts';
 
 const TOKEN = 'xoxb-demo-token';
 const quiet = new Writable({ write: (_c, _e, cb) => cb() });
@@ -106,19 +106,6 @@ describe('the demo session in Slack', () => {
   });
 });
 
-async function call(base: string, method: string, path: string, query: Record<string, string> = {}, body?: unknown): Promise<Record<string, unknown>> {
-  const url = new URL(path, base);
-  for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
-  const res = await request(url, {
-    method: method as 'POST',
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.body.text();
-  assert.ok(res.statusCode < 400, `${method} ${path}: ${res.statusCode}`);
-  return text ? (JSON.parse(text) as Record<string, unknown>) : {};
-}
-
 /** cao-events (runtime + gateway + poller) in front of the simulator, as `cao-events gateway` runs it. */
 async function startCaoEvents(configPath: string, upstream: string) {
   const config = loadConfig({ configPath, flags: { port: '0', 'poll-interval-ms': '150' }, env: {} });
@@ -153,8 +140,8 @@ describe('a restart of cao-events in the middle of a session', () => {
       let events = await startCaoEvents(path, cao.url);
       let running = events;
       t.after(() => running.stop());
-      const sup = await call(events.url, 'POST', '/sessions', { provider: 'kiro_cli', agent_profile: 'code_supervisor', session_name: session });
-      const dev = await call(events.url, 'POST', `/sessions/${session}/terminals`, { provider: 'claude_code', agent_profile: 'developer', caller_id: String(sup.id), defer_init: 'true' }, { initial_message: 'Build the parser.', initial_message_orchestration_type: 'assign' });
+      const sup = (await call(events.url, 'POST', '/sessions', { provider: 'kiro_cli', agent_profile: 'code_supervisor', session_name: session })) as { id: string };
+      const dev = (await call(events.url, 'POST', `/sessions/${session}/terminals`, { provider: 'claude_code', agent_profile: 'developer', caller_id: String(sup.id), defer_init: 'true' }, { initial_message: 'Build the parser.', initial_message_orchestration_type: 'assign' })) as { id: string };
       await waitFor(() => slack.posts.some((p) => JSON.stringify(p.blocks).includes('Build the parser.')), 30_000, 'the task posted before the restart');
       await events.stop();
 

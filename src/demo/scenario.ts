@@ -30,7 +30,8 @@ interface Terminal {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function call(base: string, method: string, path: string, query: Record<string, string> = {}, body?: unknown) {
+/** One request to CAO (or a gateway in front of it), as CAO's clients send it; a 4xx/5xx answer throws. */
+export async function call(base: string, method: string, path: string, query: Record<string, string> = {}, body?: unknown): Promise<unknown> {
   const url = new URL(path, base);
   for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
   const res = await request(url, {
