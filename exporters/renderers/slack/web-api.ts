@@ -248,10 +248,7 @@ export class SlackWebApiSender implements Sender {
       if (answer.kind === 'ok') {
         const channel = answer.body.channel as { id?: unknown } | undefined;
         if (typeof channel?.id !== 'string') return errorResult('conversations.create', 'invalid_response');
-        record.channel = channel.id;
-        record.channelName = name;
-        record.generation = generation;
-        this.#save();
+        this.#adoptChannel(record, channel.id, name, generation);
         break;
       }
       if (answer.error !== 'name_taken') return errorResult('conversations.create', answer.error);
@@ -260,15 +257,20 @@ export class SlackWebApiSender implements Sender {
       const found = await this.#findOwnChannel(base, name, signal);
       if (found && typeof found === 'object') return found;
       if (found) {
-        record.channel = found;
-        record.channelName = name;
-        record.generation = generation;
-        this.#save();
+        this.#adoptChannel(record, found, name, generation);
         return this.#setUpChannel(base, record, topic, signal);
       }
     }
     if (!record.channel || (record.lost ?? []).includes(record.channel)) return errorResult('conversations.create', 'name_taken');
     return this.#setUpChannel(base, record, topic, signal);
+  }
+
+  /** The session's channel from now on, saved at once (a crash after this must not create a second one). */
+  #adoptChannel(record: SlackSessionRecord, id: string, name: string, generation: number): void {
+    record.channel = id;
+    record.channelName = name;
+    record.generation = generation;
+    this.#save();
   }
 
   async #setUpChannel(base: string, record: SlackSessionRecord, topic: string | undefined, signal: AbortSignal): Promise<SendResult | undefined> {
