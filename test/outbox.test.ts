@@ -144,23 +144,24 @@ describe('outbox storage', () => {
 });
 
 describe('outbox as the sink queue', () => {
-  it('an overflow far beyond maxQueue waits on disk while the sink is down, and all of it arrives, once, in order', async () => {
+  it('an overflow far beyond maxQueue waits on disk while the sink is down, and all of it arrives, once, in order', async (t) => {
     const d = dir();
     const { url, port } = await freeUrl();
     const clock = new JumpClock();
     const sink = createWebhookSink(cloudEventsSinkSpec({ url, maxQueue: 3 }), { logger, outbox: { dir: d }, clock });
+    t.after(() => sink.shutdown());
     const evs = events(200);
     sink.enqueue(evs);
     assert.equal(sink.stats.outbox?.pending, 200);
     assert.equal(sink.stats.queued + sink.stats.inFlight, 200);
     assert.equal(sink.stats.lost, 0);
     const receiver = await startReceiver({ port });
-    await jumpUntil(clock, () => sink.stats.inFlight, () => receiver.received.length >= 200, 'all 200');
+    t.after(() => receiver.close());
+    // the receiver has the last event before the sink has its answer: wait for both
+    await jumpUntil(clock, () => sink.stats.inFlight, () => receiver.received.length >= 200 && sink.stats.inFlight === 0 && sink.stats.queued === 0, 'all 200');
     assert.deepEqual(receiver.received.map((r) => r.event.id), evs.map((e) => e.id));
     assert.equal(sink.stats.outbox?.pending, 0);
     assert.equal(sink.stats.delivered, 200);
-    await sink.shutdown();
-    await receiver.close();
   });
 
   it('a restart re-queues everything the outbox holds (not only maxQueue), first and in order, ids unchanged', async () => {
