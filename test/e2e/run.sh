@@ -7,4 +7,4 @@ cd "$(dirname "$0")/../.."
 [ -x node_modules/.bin/node ] || { echo "e2e: node_modules missing: run npm ci first" >&2; exit 1; }
 bash test/e2e/install.sh >/dev/null
 command -v tmux >/dev/null || { echo "e2e: tmux missing after install" >&2; exit 1; }
-exec node_modules/.bin/node --test --test-concurrency=1 --test-timeout=1800000 "$@" test/e2e/real-cao.e2e.ts
+exec node_modules/.bin/node --test --test-force-exit --test-concurrency=1 --test-timeout=1800000 "$@" test/e2e/real-cao.e2e.ts
